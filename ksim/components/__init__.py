@@ -1,0 +1,54 @@
+"""Task components, composed by name: observations, commands, rewards, terminations,
+resets, events, randomizations, actuators and noise."""
+
+from ksim.components.actuators import Actuators, PDActuators, TorqueActuators
+from ksim.components.base import Component, ModelIndex, StepContext
+from ksim.components.commands import Command, CommandState, ConstantCommand, VelocityCommand
+from ksim.components.events import Event, EventEffect, ForcePush, VelocityPush
+from ksim.components.noise import GaussianNoise, Noise, UniformNoise
+from ksim.components.observations import (
+    ActuatorForce,
+    BaseAngularVelocity,
+    BaseLinearVelocity,
+    CommandObservation,
+    FootContact,
+    JointPosition,
+    JointVelocity,
+    Observation,
+    PreviousAction,
+    ProjectedGravity,
+    SensorObservation,
+)
+from ksim.components.randomization import (
+    ActuatorGains,
+    Armature,
+    BodyMass,
+    FloorFriction,
+    GeomFriction,
+    JointDamping,
+    Randomization,
+)
+from ksim.components.resets import BasePoseReset, Reset, StanceReset
+from ksim.components.rewards import (
+    ActionRate,
+    AngularVelocityTracking,
+    BaseHeight,
+    Energy,
+    FeetAirTime,
+    JointDeviation,
+    JointVelocityPenalty,
+    LinearVelocityTracking,
+    Reward,
+    StayAlive,
+    Torque,
+    Upright,
+)
+from ksim.components.terminations import (
+    BaseHeightOutOfRange,
+    EpisodeLength,
+    IllegalContact,
+    NotUpright,
+    Termination,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,68 @@
+"""Commands: what the policy is asked to do, held in the env state and resampled over time."""
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ksim.components.base import Component
+
+
+class CommandState(eqx.Module):
+    """A command's current value and the time (s) until it is resampled."""
+
+    value: Float[Array, " dim"]
+    time_left: Float[Array, ""]
+
+
+@dataclass(kw_only=True)
+class Command(Component):
+    """Base command: `init` at reset, `step` every control step."""
+
+    def init(self, rng: PRNGKeyArray) -> CommandState:
+        """The command at the start of an episode."""
+        raise NotImplementedError
+
+    def step(self, state: CommandState, rng: PRNGKeyArray, ctrl_dt: float) -> CommandState:
+        """Count down and resample when the time is up."""
+        time_left = state.time_left - ctrl_dt
+        fresh = self.init(rng)
+        return jax.tree.map(lambda new, old: jnp.where(time_left <= 0.0, new, old), fresh, state)
+
+
+@dataclass(kw_only=True)
+class ConstantCommand(Command):
+    """A fixed value (zeros by default), never resampled."""
+
+    value: tuple[float, ...] = (0.0,)
+
+    def init(self, rng: PRNGKeyArray) -> CommandState:
+        """The constant."""
+        return CommandState(jnp.asarray(self.value, jnp.float32), jnp.float32(jnp.inf))
+
+
+@dataclass(kw_only=True)
+class VelocityCommand(Command):
+    """(vx, vy, wz) in the base frame, uniform in the given ranges, resampled every few seconds.
+
+    With probability `still_probability` the command is zero: stand still.
+    """
+
+    name: str = "velocity"
+    vx: tuple[float, float] = (-0.5, 1.0)
+    vy: tuple[float, float] = (-0.3, 0.3)
+    wz: tuple[float, float] = (-0.8, 0.8)
+    resample_seconds: tuple[float, float] = (4.0, 8.0)
+    still_probability: float = 0.1
+
+    def init(self, rng: PRNGKeyArray) -> CommandState:
+        """Draw a new velocity command and its holding time."""
+        v_rng, still_rng, t_rng = jax.random.split(rng, 3)
+        low = jnp.array([self.vx[0], self.vy[0], self.wz[0]])
+        high = jnp.array([self.vx[1], self.vy[1], self.wz[1]])
+        value = jax.random.uniform(v_rng, (3,), minval=low, maxval=high)
+        value = jnp.where(jax.random.uniform(still_rng) < self.still_probability, 0.0, value)
+        hold = jax.random.uniform(t_rng, (), minval=self.resample_seconds[0], maxval=self.resample_seconds[1])
+        return CommandState(value, hold)

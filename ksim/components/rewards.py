@@ -1,0 +1,191 @@
+"""Rewards: named terms, each returning an unscaled value; the task's `scale` sets sign and weight.
+
+Penalties return a positive cost (a sum of squares, say) and take a negative scale.
+The engine logs every term by name, scaled, and sums them into the step reward,
+which is multiplied by `ctrl_dt` so that totals do not depend on the control rate.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from jaxtyping import Array, Float
+
+from ksim.components.base import Component, ModelIndex, StepContext, keyframe_id, sensor_slice
+from ksim.math import projected_gravity, quat_rotate_inverse
+
+
+@dataclass(kw_only=True)
+class Reward(Component):
+    """Base reward term. Stateless terms implement `compute`; stateful ones `step`."""
+
+    scale: float = 1.0
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """The unscaled value of this term for one env at one step."""
+        raise NotImplementedError
+
+    def init_carry(self) -> Any:
+        """The term's state at the start of an episode (none by default)."""
+        return ()
+
+    def step(self, ctx: StepContext, carry: Any) -> tuple[Float[Array, ""], Any]:
+        """The unscaled value and the next carry."""
+        return self.compute(ctx), carry
+
+
+class _RootReward(Reward):
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._qpos_id, self._dof_id, _ = ModelIndex.of(model).require_root(self.name)
+
+    def _quat(self, ctx: StepContext) -> Float[Array, "4"]:
+        return ctx.physics.qpos[self._qpos_id + 3 : self._qpos_id + 7]
+
+
+@dataclass(kw_only=True)
+class StayAlive(Reward):
+    """1 for every step the episode goes on."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Always 1."""
+        return jnp.float32(1.0)
+
+
+@dataclass(kw_only=True)
+class Upright(_RootReward):
+    """Cosine of the base's tilt: 1 upright, 0 lying, -1 upside down."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """-z of gravity in the base frame."""
+        return -projected_gravity(self._quat(ctx))[2]
+
+
+@dataclass(kw_only=True)
+class BaseHeight(_RootReward):
+    """exp(-((z - target) / sigma)²): 1 at the target base height."""
+
+    target: float = 0.7
+    sigma: float = 0.05
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Gaussian kernel of the base height error."""
+        z = ctx.physics.qpos[self._qpos_id + 2]
+        return jnp.exp(-jnp.square((z - self.target) / self.sigma))
+
+
+@dataclass(kw_only=True)
+class JointDeviation(Reward):
+    """Sum of squared joint-angle deviations from a keyframe's stance (rad²); a cost."""
+
+    keyframe: str = "stance"
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._ids = ModelIndex.of(model).joint_qpos_ids
+        key = keyframe_id(model, self.keyframe, self.name)
+        self._stance = model.key_qpos[key][self._ids].astype(np.float32)
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Σ (q - q_stance)²."""
+        return jnp.sum(jnp.square(ctx.physics.qpos[self._ids] - self._stance))
+
+
+@dataclass(kw_only=True)
+class ActionRate(Reward):
+    """Sum of squared changes of the action between steps; a cost."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Σ (a_t - a_{t-1})²."""
+        return jnp.sum(jnp.square(ctx.action - ctx.prev_action))
+
+
+@dataclass(kw_only=True)
+class Torque(Reward):
+    """Sum of squared actuator torques (Nm²); a cost."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Σ τ²."""
+        return jnp.sum(jnp.square(ctx.physics.actuator_force))
+
+
+@dataclass(kw_only=True)
+class Energy(Reward):
+    """Mechanical power drawn by the joints, Σ |τ · q̇| (W); a cost."""
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._dof_ids = ModelIndex.of(model).joint_dof_ids
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Σ |τ q̇|."""
+        return jnp.sum(jnp.abs(ctx.physics.actuator_force * ctx.physics.qvel[self._dof_ids]))
+
+
+@dataclass(kw_only=True)
+class JointVelocityPenalty(Reward):
+    """Sum of squared actuated joint velocities ((rad/s)²); a cost."""
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._dof_ids = ModelIndex.of(model).joint_dof_ids
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Σ q̇²."""
+        return jnp.sum(jnp.square(ctx.physics.qvel[self._dof_ids]))
+
+
+@dataclass(kw_only=True)
+class LinearVelocityTracking(_RootReward):
+    """exp(-|v_cmd - v_xy|² / sigma²), the base's planar velocity in its own frame."""
+
+    command: str = "velocity"
+    sigma: float = 0.5
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Gaussian kernel of the planar velocity error; the command is (vx, vy, wz)."""
+        vel = quat_rotate_inverse(self._quat(ctx), ctx.physics.qvel[self._dof_id : self._dof_id + 3])
+        err = ctx.command[self.command][:2] - vel[:2]
+        return jnp.exp(-jnp.sum(jnp.square(err)) / self.sigma**2)
+
+
+@dataclass(kw_only=True)
+class AngularVelocityTracking(_RootReward):
+    """exp(-(wz_cmd - wz)² / sigma²), the yaw rate in the base frame."""
+
+    command: str = "velocity"
+    sigma: float = 0.5
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Gaussian kernel of the yaw-rate error; the command is (vx, vy, wz)."""
+        err = ctx.command[self.command][2] - ctx.physics.qvel[self._dof_id + 5]
+        return jnp.exp(-jnp.square(err) / self.sigma**2)
+
+
+@dataclass(kw_only=True)
+class FeetAirTime(Reward):
+    """At each touchdown, the foot's air time minus `threshold` (s); rewards real steps.
+
+    Zero while the named velocity command asks to stand still, so that standing is
+    not punished.
+    """
+
+    sensors: tuple[str, ...] = ()
+    contact_threshold: float = 1.0
+    threshold: float = 0.3
+    command: str | None = "velocity"
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._ids = np.array([sensor_slice(model, s, self.name).start for s in self.sensors], np.int32)
+
+    def init_carry(self) -> Float[Array, " feet"]:
+        """Air time of each foot so far (s)."""
+        return jnp.zeros(len(self.sensors), jnp.float32)
+
+    def step(self, ctx: StepContext, carry: Float[Array, " feet"]) -> tuple[Float[Array, ""], Float[Array, " feet"]]:
+        """Pay out at touchdown, then zero that foot's air time."""
+        contact = ctx.physics.sensordata[self._ids] > self.contact_threshold
+        air_time = carry + ctx.ctrl_dt
+        touchdown = contact & (carry > 0.0)
+        value = jnp.sum(jnp.where(touchdown, air_time - self.threshold, 0.0))
+        if self.command is not None:
+            value = jnp.where(jnp.linalg.norm(ctx.command[self.command]) > 0.05, value, 0.0)
+        return value, jnp.where(contact, 0.0, air_time)

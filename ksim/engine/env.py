@@ -1,0 +1,268 @@
+"""The environment engine: one env's reset and step, batched over envs by vmap.
+
+A control step is: action noise and latency → actuator controls → events (pushes)
+→ `ctrl_dt / dt` physics substeps (MuJoCo's actuators recompute torques at each) →
+commands → rewards and terminations → reset of done envs → observations.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ksim.components.base import StepContext
+from ksim.components.events import EventEffect
+from ksim.components.observations import Observation
+from ksim.engine.state import EnvState, Transition
+from ksim.physics import PhysicsBackend, make_backend
+from ksim.physics.data import ModelParams
+from ksim.task import Task
+
+# Joint or base speeds above this (rad/s or m/s) mean the physics has blown up.
+MAX_SPEED = 1e3
+
+Policy = Callable[[dict[str, Array], PRNGKeyArray], Float[Array, "E nu"]]
+
+
+def _unique_names(kind: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"two {kind} share the names {dupes}; give each a distinct `name=`")
+
+
+class Env:
+    """A batch of `num_envs` environments of `task` on one physics backend.
+
+    `reset(rng)` and `step(state, action)` are jitted and work on the whole batch;
+    `rollout` scans `step` with a policy. The env state is donated to `step`.
+    """
+
+    def __init__(self, task: Task, num_envs: int, physics_backend: str = "auto", nthread: int = 0) -> None:
+        """Compile the task's model, bind its components by name and build the backend."""
+        model = task.load_model()
+        self.task = task
+        self.model = model
+        self.num_envs = num_envs
+        self.ctrl_dt = task.ctrl_dt
+        self.num_substeps = task.num_substeps(model)
+        self.actuators = task.actuators.bind(model)
+        self.observations = [o.bind(model) for o in task.observations]
+        self.critic_observations = [o.bind(model) for o in task.critic_observations]
+        self.rewards = [r.bind(model) for r in task.rewards]
+        self.terminations = [t.bind(model) for t in task.terminations]
+        self.resets = [r.bind(model) for r in task.resets]
+        self.commands = [c.bind(model) for c in task.commands]
+        self.events = [e.bind(model) for e in task.events]
+        self.randomizations = [r.bind(model) for r in task.randomizations]
+        _unique_names("observations", [o.name for o in self.observations + self.critic_observations])
+        _unique_names("rewards", [r.name for r in self.rewards])
+        _unique_names("terminations", [t.name for t in self.terminations] + ["unstable"])
+        _unique_names("commands", [c.name for c in self.commands])
+        _unique_names("events", [e.name for e in self.events])
+        self.backend: PhysicsBackend = make_backend(physics_backend, model, num_envs, nthread)
+        self.default_params = ModelParams.from_model(model)
+        self.reset = jax.jit(self._reset_batch)
+        self.step = jax.jit(jax.vmap(self._step_one), donate_argnums=0)
+
+    # ---- one env ----
+
+    def _new_episode(self, rng: PRNGKeyArray) -> tuple[ModelParams, Array, Array, dict, dict, dict, Array]:
+        """Randomised parameters, initial (qpos, qvel), commands, carries and latency."""
+        rngs = iter(jax.random.split(rng, 4 + len(self.randomizations) + len(self.resets) + len(self.commands)))
+        params = self.default_params
+        for randomization in self.randomizations:
+            params = randomization(params, next(rngs))
+        qpos = jnp.asarray(self.model.qpos0, jnp.float32)
+        qvel = jnp.zeros(self.model.nv, jnp.float32)
+        for reset in self.resets:
+            qpos, qvel = reset(qpos, qvel, next(rngs))
+        commands = {c.name: c.init(next(rngs)) for c in self.commands}
+        event_rngs = jax.random.split(next(rngs), max(len(self.events), 1))
+        event_carry = {e.name: e.init_carry(r) for e, r in zip(self.events, event_rngs, strict=False)}
+        reward_carry = {r.name: r.init_carry() for r in self.rewards}
+        latency = self.actuators.sample_latency(next(rngs))
+        return params, qpos, qvel, commands, event_carry, reward_carry, latency
+
+    def _observe(
+        self, observations: list[Observation], ctx: StepContext, rng: PRNGKeyArray | None
+    ) -> dict[str, Array]:
+        """Observations by name; noisy where an observation has noise and `rng` is given."""
+        out = {}
+        rngs = jax.random.split(rng, max(len(observations), 1)) if rng is not None else None
+        for i, obs in enumerate(observations):
+            value = obs.observe(ctx)
+            if rngs is not None and obs.noise is not None:
+                value = obs.noise.apply(value, rngs[i])
+            out[obs.name] = value
+        return out
+
+    def _critic_obs(self, ctx: StepContext) -> dict[str, Array]:
+        return self._observe(self.observations + self.critic_observations, ctx, None)
+
+    def _reset_one(self, rng: PRNGKeyArray) -> EnvState:
+        episode_rng, obs_rng, rng = jax.random.split(rng, 3)
+        params, qpos, qvel, commands, event_carry, reward_carry, latency = self._new_episode(episode_rng)
+        physics = self.backend.reset(params, qpos, qvel)
+        nu = self.model.nu
+        ctx = StepContext(
+            physics=physics,
+            physics_before=physics,
+            action=jnp.zeros(nu),
+            prev_action=jnp.zeros(nu),
+            command={k: v.value for k, v in commands.items()},
+            episode_step=jnp.int32(0),
+            ctrl_dt=self.ctrl_dt,
+        )
+        return EnvState(
+            physics=physics,
+            params=params,
+            obs=self._observe(self.observations, ctx, obs_rng),
+            critic_obs=self._critic_obs(ctx),
+            commands=commands,
+            reward_carry=reward_carry,
+            event_carry=event_carry,
+            action_history=jnp.zeros((self.actuators.max_latency_steps + 1, nu)),
+            latency=latency,
+            prev_action=jnp.zeros(nu),
+            episode_step=jnp.int32(0),
+            rng=rng,
+        )
+
+    def _step_one(self, state: EnvState, action: Float[Array, " nu"]) -> tuple[EnvState, Transition]:
+        rng, noise_rng, event_rng, command_rng, episode_rng, obs_rng = jax.random.split(state.rng, 6)
+
+        # action → controls, through noise and latency
+        noisy = self.actuators.perturb(action, noise_rng)
+        history = jnp.concatenate([noisy[None], state.action_history[:-1]])
+        ctrl = self.actuators.ctrl(history[state.latency])
+
+        # events, then physics
+        effect = EventEffect(jnp.zeros((self.model.nbody, 6)), jnp.zeros(self.model.nv))
+        event_carry = {}
+        for event, r in zip(self.events, jax.random.split(event_rng, max(len(self.events), 1)), strict=False):
+            event_carry[event.name], effect = event(state.event_carry[event.name], effect, r, self.ctrl_dt)
+        physics = self.backend.step(
+            state.physics, state.params, ctrl, effect.xfrc_applied, effect.qvel_kick, self.num_substeps
+        )
+        command_rngs = jax.random.split(command_rng, max(len(self.commands), 1))
+        commands = {
+            c.name: c.step(state.commands[c.name], r, self.ctrl_dt)
+            for c, r in zip(self.commands, command_rngs, strict=False)
+        }
+
+        # NaN guard: a blown-up env is reset and counted, and its numbers never leave this step
+        unstable = (
+            physics.unstable
+            | ~jnp.all(jnp.isfinite(physics.qpos))
+            | ~jnp.all(jnp.isfinite(physics.qvel))
+            | jnp.any(jnp.abs(physics.qvel) > MAX_SPEED)
+        )
+        physics = jax.tree.map(lambda x: jnp.where(unstable, jnp.nan_to_num(x), x), physics)
+
+        episode_step = state.episode_step + 1
+        ctx = StepContext(
+            physics=physics,
+            physics_before=state.physics,
+            action=action,
+            prev_action=state.prev_action,
+            command={k: v.value for k, v in commands.items()},
+            episode_step=episode_step,
+            ctrl_dt=self.ctrl_dt,
+        )
+        reward_terms, reward_carry = {}, {}
+        for reward in self.rewards:
+            value, reward_carry[reward.name] = reward.step(ctx, state.reward_carry[reward.name])
+            reward_terms[reward.name] = jnp.where(unstable, 0.0, value * reward.scale * self.ctrl_dt)
+        reasons = {t.name: t(ctx) for t in self.terminations}
+        reasons["unstable"] = unstable
+        failure_names = [t.name for t in self.terminations if t.kind == "failure"] + ["unstable"]
+        terminated = jnp.any(jnp.stack([reasons[n] for n in failure_names]))
+        truncation_names = [t.name for t in self.terminations if t.kind == "truncation"]
+        truncated = jnp.any(jnp.stack([reasons[n] for n in truncation_names] + [jnp.bool_(False)])) & ~terminated
+        done = terminated | truncated
+        next_critic_obs = self._critic_obs(ctx)
+
+        # reset the env if done; everything per-episode is re-drawn
+        params, qpos, qvel, new_commands, new_events, new_rewards, latency = self._new_episode(episode_rng)
+
+        def pick(new: Any, old: Any) -> Any:
+            return jax.tree.map(lambda a, b: jnp.where(done, a, b), new, old)
+
+        params = pick(params, state.params)
+        physics = self.backend.reset_where(done, physics, params, qpos, qvel)
+        commands = pick(new_commands, commands)
+        prev_action = jnp.where(done, 0.0, action)
+        episode_step = jnp.where(done, 0, episode_step)
+        next_ctx = StepContext(
+            physics=physics,
+            physics_before=physics,
+            action=prev_action,
+            prev_action=prev_action,
+            command={k: v.value for k, v in commands.items()},
+            episode_step=episode_step,
+            ctrl_dt=self.ctrl_dt,
+        )
+        next_state = EnvState(
+            physics=physics,
+            params=params,
+            obs=self._observe(self.observations, next_ctx, obs_rng),
+            critic_obs=self._critic_obs(next_ctx),
+            commands=commands,
+            reward_carry=pick(new_rewards, reward_carry),
+            event_carry=pick(new_events, event_carry),
+            action_history=jnp.where(done, 0.0, history),
+            latency=jnp.where(done, latency, state.latency),
+            prev_action=prev_action,
+            episode_step=episode_step,
+            rng=rng,
+        )
+        transition = Transition(
+            obs=state.obs,
+            critic_obs=state.critic_obs,
+            command=ctx.command,
+            action=action,
+            reward=sum(reward_terms.values(), jnp.float32(0.0)),
+            reward_terms=reward_terms,
+            done=done,
+            terminated=terminated,
+            truncated=truncated,
+            termination_reasons=reasons,
+            next_critic_obs=next_critic_obs,
+            episode_step=ctx.episode_step,
+        )
+        return next_state, transition
+
+    # ---- the batch ----
+
+    def _reset_batch(self, rng: PRNGKeyArray) -> EnvState:
+        return jax.vmap(self._reset_one)(jax.random.split(rng, self.num_envs))
+
+    def rollout_fn(self, policy: Policy, num_steps: int) -> Callable[[EnvState, PRNGKeyArray], tuple[EnvState, Transition]]:
+        """A jitted `(state, rng) -> (state, trajectory_TE)` scanning `num_steps` steps of `policy`.
+
+        The state is donated: pass the returned one to the next call.
+        """
+        step = jax.vmap(self._step_one)
+
+        def rollout(state_E: EnvState, rng: PRNGKeyArray) -> tuple[EnvState, Transition]:
+            def env_step(carry: EnvState, rng_t: PRNGKeyArray) -> tuple[EnvState, Transition]:
+                return step(carry, policy(carry.obs, rng_t))
+
+            return jax.lax.scan(env_step, state_E, jax.random.split(rng, num_steps))
+
+        return jax.jit(rollout, donate_argnums=0)
+
+    def zero_action(self) -> Float[Array, "E nu"]:
+        """A batch of zero actions (hold the stance, for PD actuators)."""
+        return jnp.zeros((self.num_envs, self.model.nu))
+
+    def describe(self) -> str:
+        """A one-paragraph summary of the env's components and sizes."""
+        return (
+            f"{self.num_envs} envs on {self.backend.name}, ctrl_dt={self.ctrl_dt}, "
+            f"{self.num_substeps} substeps, nu={self.model.nu}; observations "
+            f"{[o.name for o in self.observations]}, rewards {[r.name for r in self.rewards]}"
+        )
+
