@@ -27,9 +27,9 @@ class Command(Component):
 
     def step(self, state: CommandState, rng: PRNGKeyArray, ctrl_dt: float) -> CommandState:
         """Count down and resample when the time is up."""
-        time_left = state.time_left - ctrl_dt
+        counted = CommandState(state.value, state.time_left - ctrl_dt)
         fresh = self.init(rng)
-        return jax.tree.map(lambda new, old: jnp.where(time_left <= 0.0, new, old), fresh, state)
+        return jax.tree.map(lambda new, old: jnp.where(counted.time_left <= 0.0, new, old), fresh, counted)
 
 
 @dataclass(kw_only=True)

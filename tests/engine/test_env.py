@@ -1,0 +1,118 @@
+"""The engine's auto-reset and NaN guard, on both backends."""
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ksim
+from ksim import components as c
+from ksim.components.events import EventEffect
+from tests.conftest import HOPPER
+
+E = 4
+
+
+@dataclass(kw_only=True)
+class Explode(c.Event):
+    """Test-only event: an env whose carry is True gets an absurd velocity kick."""
+
+    def init_carry(self, rng):
+        return jnp.bool_(False)
+
+    def __call__(self, carry, effect, rng, ctrl_dt):
+        kick = jnp.where(carry, 1e9, 0.0) * jnp.ones_like(effect.qvel_kick)
+        return carry, EventEffect(effect.xfrc_applied, effect.qvel_kick + kick)
+
+
+def hopper_task(**overrides) -> ksim.Task:
+    settings = dict(
+        model_path=HOPPER,
+        actuators=c.PDActuators(),
+        observations=[c.JointPosition(), c.JointVelocity(), c.ProjectedGravity(), c.PreviousAction()],
+        critic_observations=[c.BaseLinearVelocity()],
+        rewards=[c.StayAlive(), c.Upright(scale=2.0), c.ActionRate(scale=-0.1)],
+        terminations=[c.BaseHeightOutOfRange(min_height=0.2), c.EpisodeLength(max_seconds=1.0)],
+        resets=[c.StanceReset(joint_pos_noise=0.05)],
+        events=[Explode()],
+        ctrl_dt=0.02,
+    )
+    settings.update(overrides)
+    return ksim.Task(**settings)
+
+
+@pytest.fixture(scope="module", params=["mujoco", "mjx"])
+def env(request) -> ksim.Env:
+    return ksim.Env(hopper_task(), num_envs=E, physics_backend=request.param)
+
+
+def test_reset_shapes_and_names(env):
+    state = env.reset(jax.random.key(0))
+    assert state.obs["joint_position"].shape == (E, 2)
+    assert set(state.critic_obs) == {"joint_position", "joint_velocity", "projected_gravity", "previous_action",
+                                     "base_linear_velocity"}
+    assert np.all(np.asarray(state.physics.time) == 0.0)
+    # each env drew its own joint noise
+    assert len({tuple(np.round(q, 6)) for q in np.asarray(state.physics.qpos[:, 7:])}) == E
+
+
+def test_auto_reset_restarts_only_the_done_env(env):
+    state = env.reset(jax.random.key(1))
+    state = eqx.tree_at(lambda s: s.episode_step, state, jnp.array([49, 0, 0, 0], jnp.int32))
+    state, tr = env.step(state, env.zero_action())
+    np.testing.assert_array_equal(tr.done, [True, False, False, False])
+    np.testing.assert_array_equal(tr.truncated, [True, False, False, False])
+    np.testing.assert_array_equal(tr.terminated, [False] * E)
+    np.testing.assert_array_equal(state.episode_step, [0, 1, 1, 1])
+    time = np.asarray(state.physics.time)
+    assert time[0] == 0.0 and np.allclose(time[1:], 0.02)
+    # the restarted env is back at a stance, its bootstrap observation is of the state it reached
+    np.testing.assert_allclose(state.physics.qpos[0, 2], 0.43, atol=1e-6)
+    np.testing.assert_allclose(tr.next_critic_obs["joint_position"][1:], state.critic_obs["joint_position"][1:])
+    assert np.all(np.isfinite(np.asarray(tr.reward))) and np.allclose(tr.reward, tr.reward[0])
+
+
+def test_nan_guard_resets_and_counts_without_poisoning_the_batch(env):
+    state = env.reset(jax.random.key(2))
+    state = eqx.tree_at(lambda s: s.event_carry["explode"], state, jnp.array([False, True, False, False]))
+    state, tr = env.step(state, env.zero_action())
+    np.testing.assert_array_equal(tr.termination_reasons["unstable"], [False, True, False, False])
+    np.testing.assert_array_equal(tr.terminated, [False, True, False, False])
+    assert float(tr.reward[1]) == 0.0 and float(tr.reward[0]) > 0.0
+    for leaf in jax.tree.leaves((state.obs, state.critic_obs, tr.next_critic_obs, tr.reward_terms)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    assert float(state.physics.time[1]) == 0.0 and np.allclose(state.physics.time[np.array([0, 2, 3])], 0.02)
+    # the other envs carry on exactly as without the explosion
+    calm = eqx.tree_at(lambda s: s.event_carry["explode"], env.reset(jax.random.key(2)), jnp.zeros(E, bool))
+    calm, _ = env.step(calm, env.zero_action())
+    np.testing.assert_allclose(state.physics.qpos[np.array([0, 2, 3])], calm.physics.qpos[np.array([0, 2, 3])], atol=1e-6)
+
+
+def test_rollout_scans_a_policy(env):
+    rollout = env.rollout_fn(lambda obs, rng: jax.random.uniform(rng, (E, 2), minval=-1, maxval=1), 60)
+    state, traj = rollout(env.reset(jax.random.key(3)), jax.random.key(4))
+    assert traj.reward.shape == (60, E) and traj.obs["joint_position"].shape == (60, E, 2)
+    steps, truncated, terminated = (np.asarray(x) for x in (traj.episode_step, traj.truncated, traj.terminated))
+    # 1 s episodes of 50 steps: every env ends one within 60 steps, truncations exactly at step 50
+    assert steps.max() <= 50 and np.asarray(traj.done).any(axis=0).all()
+    np.testing.assert_array_equal(truncated, (steps == 50) & ~terminated)
+    assert np.all(np.asarray(state.episode_step) < 50)
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="ctrl_dt=0.013 is not a whole multiple"):
+        ksim.Env(hopper_task(ctrl_dt=0.013), num_envs=1, physics_backend="mujoco")
+    with pytest.raises(ValueError, match="physics_backend='bullet' is not one of auto, mjx, mujoco"):
+        ksim.Env(hopper_task(), num_envs=1, physics_backend="bullet")
+    with pytest.raises(ValueError, match="share the names \\['stay_alive'\\]"):
+        ksim.Env(hopper_task(rewards=[c.StayAlive(), c.StayAlive()]), num_envs=1, physics_backend="mujoco")
+
+
+def test_auto_backend_picks_mujoco_on_cpu():
+    from ksim.physics import resolve_backend_name
+
+    expected = "mujoco" if jax.default_backend() == "cpu" else "mjx"
+    assert resolve_backend_name("auto") == expected
