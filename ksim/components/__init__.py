@@ -1,5 +1,8 @@
-"""Task components, composed by name: observations, commands, rewards, terminations,
-resets, events, randomizations, actuators and noise."""
+"""Task components, composed by name.
+
+Observations, commands, rewards, terminations, resets, events, randomizations,
+actuators and noise.
+"""
 
 from ksim.components.actuators import Actuators, PDActuators, TorqueActuators
 from ksim.components.base import Component, ModelIndex, StepContext

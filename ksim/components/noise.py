@@ -42,4 +42,3 @@ class UniformNoise(Noise):
     def sample(self, rng: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, "..."]:
         """Draw U(-half_width, half_width)."""
         return jax.random.uniform(rng, shape, minval=-self.half_width, maxval=self.half_width)
-

@@ -44,11 +44,15 @@ class StanceReset(Reset):
         """Keyframe plus U(-noise, noise) on each actuated joint."""
         pos_rng, vel_rng = jax.random.split(rng)
         n = len(self._qpos_ids)
-        qpos = jnp.asarray(self._qpos).at[self._qpos_ids].add(
-            jax.random.uniform(pos_rng, (n,), minval=-self.joint_pos_noise, maxval=self.joint_pos_noise)
+        qpos = (
+            jnp.asarray(self._qpos)
+            .at[self._qpos_ids]
+            .add(jax.random.uniform(pos_rng, (n,), minval=-self.joint_pos_noise, maxval=self.joint_pos_noise))
         )
-        qvel = jnp.asarray(self._qvel).at[self._dof_ids].add(
-            jax.random.uniform(vel_rng, (n,), minval=-self.joint_vel_noise, maxval=self.joint_vel_noise)
+        qvel = (
+            jnp.asarray(self._qvel)
+            .at[self._dof_ids]
+            .add(jax.random.uniform(vel_rng, (n,), minval=-self.joint_vel_noise, maxval=self.joint_vel_noise))
         )
         return qpos, qvel
 

@@ -40,7 +40,7 @@ class BaseHeightOutOfRange(Termination):
         self._qpos_id, _, _ = ModelIndex.of(model).require_root(self.name)
 
     def __call__(self, ctx: StepContext) -> Bool[Array, ""]:
-        """z outside [min_height, max_height]."""
+        """Z outside [min_height, max_height]."""
         z = ctx.physics.qpos[self._qpos_id + 2]
         return (z < self.min_height) | (z > self.max_height)
 

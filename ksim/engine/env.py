@@ -85,9 +85,7 @@ class Env:
         latency = self.actuators.sample_latency(next(rngs))
         return params, qpos, qvel, commands, event_carry, reward_carry, latency
 
-    def _observe(
-        self, observations: list[Observation], ctx: StepContext, rng: PRNGKeyArray | None
-    ) -> dict[str, Array]:
+    def _observe(self, observations: list[Observation], ctx: StepContext, rng: PRNGKeyArray | None) -> dict[str, Array]:
         """Observations by name; noisy where an observation has noise and `rng` is given."""
         out = {}
         rngs = jax.random.split(rng, max(len(observations), 1)) if rng is not None else None
@@ -239,7 +237,9 @@ class Env:
     def _reset_batch(self, rng: PRNGKeyArray) -> EnvState:
         return jax.vmap(self._reset_one)(jax.random.split(rng, self.num_envs))
 
-    def rollout_fn(self, policy: Policy, num_steps: int) -> Callable[[EnvState, PRNGKeyArray], tuple[EnvState, Transition]]:
+    def rollout_fn(
+        self, policy: Policy, num_steps: int
+    ) -> Callable[[EnvState, PRNGKeyArray], tuple[EnvState, Transition]]:
         """A jitted `(state, rng) -> (state, trajectory_TE)` scanning `num_steps` steps of `policy`.
 
         The state is donated: pass the returned one to the next call.
@@ -265,4 +265,3 @@ class Env:
             f"{self.num_substeps} substeps, nu={self.model.nu}; observations "
             f"{[o.name for o in self.observations]}, rewards {[r.name for r in self.rewards]}"
         )
-

@@ -10,8 +10,8 @@ describe the state before the last physics substep, while `qpos`, `qvel` and
 from typing import Any
 
 import equinox as eqx
-import mujoco
 import jax.numpy as jnp
+import mujoco
 from jaxtyping import Array, Bool, Float
 
 # Model fields that randomizations may change per environment; both backends

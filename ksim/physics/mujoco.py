@@ -23,7 +23,8 @@ from ksim.physics.data import RANDOMIZABLE_FIELDS, ModelParams, PhysicsData
 
 _DERIVED = ("xpos", "xquat", "sensordata", "actuator_force")
 _BAD_WARNINGS = [
-    int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+    int(w)
+    for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
 ]
 
 
@@ -55,7 +56,9 @@ class MujocoBackend:
 
     def _load(self, raw: np.ndarray) -> None:
         if raw.shape[0] != self.num_envs:
-            raise ValueError(f"the mujoco backend was built for num_envs={self.num_envs}, got a batch of {raw.shape[0]}")
+            raise ValueError(
+                f"the mujoco backend was built for num_envs={self.num_envs}, got a batch of {raw.shape[0]}"
+            )
         self.batch.state[:] = np.ascontiguousarray(np.asarray(raw)).view(np.float64)
 
     def _warnings(self) -> np.ndarray:

@@ -52,8 +52,13 @@ def env(request) -> ksim.Env:
 def test_reset_shapes_and_names(env):
     state = env.reset(jax.random.key(0))
     assert state.obs["joint_position"].shape == (E, 2)
-    assert set(state.critic_obs) == {"joint_position", "joint_velocity", "projected_gravity", "previous_action",
-                                     "base_linear_velocity"}
+    assert set(state.critic_obs) == {
+        "joint_position",
+        "joint_velocity",
+        "projected_gravity",
+        "previous_action",
+        "base_linear_velocity",
+    }
     assert np.all(np.asarray(state.physics.time) == 0.0)
     # each env drew its own joint noise
     assert len({tuple(np.round(q, 6)) for q in np.asarray(state.physics.qpos[:, 7:])}) == E
@@ -88,7 +93,9 @@ def test_nan_guard_resets_and_counts_without_poisoning_the_batch(env):
     # the other envs carry on exactly as without the explosion
     calm = eqx.tree_at(lambda s: s.event_carry["explode"], env.reset(jax.random.key(2)), jnp.zeros(E, bool))
     calm, _ = env.step(calm, env.zero_action())
-    np.testing.assert_allclose(state.physics.qpos[np.array([0, 2, 3])], calm.physics.qpos[np.array([0, 2, 3])], atol=1e-6)
+    np.testing.assert_allclose(
+        state.physics.qpos[np.array([0, 2, 3])], calm.physics.qpos[np.array([0, 2, 3])], atol=1e-6
+    )
 
 
 def test_rollout_scans_a_policy(env):

@@ -1,0 +1,144 @@
+"""Env-steps/s of the ksim engine on each backend, beside the raw physics limits.
+
+Measured side by side in one run, on the K-Bot model with its standing-style
+components (observations, rewards, terminations, resets, pushes, randomization):
+
+- raw `mujoco.batch.Batch.step(nstep=substeps)` with controls written each step;
+- the ksim engine on the `mujoco` backend (a jitted scan with zero actions);
+- raw `jax.vmap(mjx.step)` (a jitted scan of fori_loops over substeps);
+- the ksim engine on the `mjx` backend.
+
+Usage: python -m bench.physics [--num-envs 128 1024 4096] [--backends mujoco mjx] [--seconds 5]
+One env-step is one control step (ctrl_dt / dt physics substeps) of one env.
+"""
+
+import argparse
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import mujoco.batch
+import numpy as np
+from mujoco import mjx
+
+import ksim
+from ksim import components as c
+
+KBOT = "examples/kbot/scene.xml"
+STEPS_PER_CALL = 20
+
+
+def kbot_task() -> ksim.Task:
+    feet = ("left_foot_touch", "right_foot_touch")
+    return ksim.Task(
+        model_path=KBOT,
+        actuators=c.PDActuators(),
+        observations=[
+            c.JointPosition(relative_to_keyframe="stance", noise=c.GaussianNoise(std=0.01)),
+            c.JointVelocity(noise=c.GaussianNoise(std=0.1)),
+            c.ProjectedGravity(),
+            c.SensorObservation(name="gyro", sensor="imu_gyro"),
+            c.FootContact(sensors=feet),
+            c.PreviousAction(),
+        ],
+        critic_observations=[c.BaseLinearVelocity(), c.ActuatorForce()],
+        rewards=[
+            c.StayAlive(),
+            c.Upright(),
+            c.BaseHeight(target=0.68),
+            c.JointDeviation(scale=-0.1),
+            c.ActionRate(scale=-0.01),
+            c.Torque(scale=-1e-4),
+        ],
+        terminations=[c.BaseHeightOutOfRange(min_height=0.4), c.NotUpright(), c.EpisodeLength(max_seconds=10.0)],
+        resets=[c.StanceReset(joint_pos_noise=0.05)],
+        events=[c.VelocityPush(interval_seconds=(2.0, 4.0))],
+        randomizations=[c.FloorFriction(), c.BodyMass(), c.ActuatorGains()],
+    )
+
+
+def timed(call, seconds: float) -> float:
+    """Calls per second of `call` (run once first to warm up)."""
+    call()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: float) -> float:
+    batch = mujoco.batch.Batch(model, num_envs, 0)
+    batch.reset(keyframe=0)
+    ctrl = np.tile(model.key_ctrl[0], (num_envs, 1))
+
+    def call() -> None:
+        for _ in range(STEPS_PER_CALL):
+            batch.ctrl[:] = ctrl
+            batch.step(nstep=substeps)
+
+    return timed(call, seconds) * STEPS_PER_CALL * num_envs
+
+
+def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: float) -> float:
+    mx = mjx.put_model(model)
+    one = mjx.make_data(mx).replace(qpos=jnp.asarray(model.key_qpos[0]), ctrl=jnp.asarray(model.key_ctrl[0]))
+    data = jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (num_envs, *x.shape))), one)
+    step = jax.vmap(mjx.step, in_axes=(None, 0))
+
+    @jax.jit
+    def rollout(d: mjx.Data) -> mjx.Data:
+        def control_step(d: mjx.Data, _: None) -> tuple[mjx.Data, None]:
+            return jax.lax.fori_loop(0, substeps, lambda _, x: step(mx, x), d), None
+
+        return jax.lax.scan(control_step, d, None, length=STEPS_PER_CALL)[0]
+
+    box = [data]
+
+    def call() -> None:
+        box[0] = jax.block_until_ready(rollout(box[0]))
+
+    return timed(call, seconds) * STEPS_PER_CALL * num_envs
+
+
+def engine(backend: str, num_envs: int, seconds: float) -> tuple[float, float]:
+    env = ksim.Env(kbot_task(), num_envs=num_envs, physics_backend=backend)
+    rollout = env.rollout_fn(lambda obs, rng: jnp.zeros((num_envs, env.model.nu)), STEPS_PER_CALL)
+    box = [env.reset(jax.random.key(0))]
+    keys = iter(jax.random.split(jax.random.key(1), 1_000_000))
+    start = time.perf_counter()
+
+    def call() -> None:
+        box[0], traj = rollout(box[0], next(keys))
+        jax.block_until_ready(traj.reward)
+
+    call()
+    first = time.perf_counter() - start
+    return timed(call, seconds) * STEPS_PER_CALL * num_envs, first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[128, 1024, 4096])
+    parser.add_argument("--backends", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    model = ksim.Task.load_model(kbot_task())
+    substeps = kbot_task().num_substeps(model)
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()}, jax {jax.__version__} "
+        f"on {jax.default_backend()}, mujoco {mujoco.__version__}, K-Bot nu={model.nu}, {substeps} substeps"
+    )
+    print("| backend | num_envs | raw env-steps/s | engine env-steps/s | engine / raw | first call (s) |")
+    print("|---|---|---|---|---|---|")
+    for backend in args.backends:
+        for n in args.num_envs:
+            raw = (raw_native if backend == "mujoco" else raw_mjx)(model, n, substeps, args.seconds)
+            ours, first = engine(backend, n, args.seconds)
+            print(f"| {backend} | {n} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.0%} | {first:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
