@@ -14,7 +14,6 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ksim.components.base import StepContext
 from ksim.components.events import EventEffect
-from ksim.components.observations import Observation
 from ksim.engine.state import EnvState, Transition
 from ksim.physics import PhysicsBackend, make_backend
 from ksim.physics.data import ModelParams
@@ -85,19 +84,19 @@ class Env:
         latency = self.actuators.sample_latency(next(rngs))
         return params, qpos, qvel, commands, event_carry, reward_carry, latency
 
-    def _observe(self, observations: list[Observation], ctx: StepContext, rng: PRNGKeyArray | None) -> dict[str, Array]:
-        """Observations by name; noisy where an observation has noise and `rng` is given."""
-        out = {}
-        rngs = jax.random.split(rng, max(len(observations), 1)) if rng is not None else None
-        for i, obs in enumerate(observations):
-            value = obs.observe(ctx)
-            if rngs is not None and obs.noise is not None:
-                value = obs.noise.apply(value, rngs[i])
-            out[obs.name] = value
-        return out
+    def _clean_obs(self, ctx: StepContext) -> dict[str, Array]:
+        """Clean values of every observation, actor and privileged, by name (what the critic sees)."""
+        return {o.name: o.observe(ctx) for o in self.observations + self.critic_observations}
 
-    def _critic_obs(self, ctx: StepContext) -> dict[str, Array]:
-        return self._observe(self.observations + self.critic_observations, ctx, None)
+    def _observe(self, ctx: StepContext, rng: PRNGKeyArray) -> tuple[dict[str, Array], dict[str, Array]]:
+        """(actor obs, critic obs): each observation computed once, noise added for the actor only."""
+        clean = self._clean_obs(ctx)
+        rngs = jax.random.split(rng, max(len(self.observations), 1))
+        actor = {
+            o.name: clean[o.name] if o.noise is None else o.noise.apply(clean[o.name], rngs[i])
+            for i, o in enumerate(self.observations)
+        }
+        return actor, clean
 
     def _reset_one(self, rng: PRNGKeyArray) -> EnvState:
         episode_rng, obs_rng, rng = jax.random.split(rng, 3)
@@ -113,11 +112,12 @@ class Env:
             episode_step=jnp.int32(0),
             ctrl_dt=self.ctrl_dt,
         )
+        obs, critic_obs = self._observe(ctx, obs_rng)
         return EnvState(
             physics=physics,
             params=params,
-            obs=self._observe(self.observations, ctx, obs_rng),
-            critic_obs=self._critic_obs(ctx),
+            obs=obs,
+            critic_obs=critic_obs,
             commands=commands,
             reward_carry=reward_carry,
             event_carry=event_carry,
@@ -180,7 +180,7 @@ class Env:
         truncation_names = [t.name for t in self.terminations if t.kind == "truncation"]
         truncated = jnp.any(jnp.stack([reasons[n] for n in truncation_names] + [jnp.bool_(False)])) & ~terminated
         done = terminated | truncated
-        next_critic_obs = self._critic_obs(ctx)
+        next_critic_obs = self._clean_obs(ctx)
 
         # reset the env if done; everything per-episode is re-drawn
         params, qpos, qvel, new_commands, new_events, new_rewards, latency = self._new_episode(episode_rng)
@@ -202,11 +202,12 @@ class Env:
             episode_step=episode_step,
             ctrl_dt=self.ctrl_dt,
         )
+        next_obs, next_critic = self._observe(next_ctx, obs_rng)
         next_state = EnvState(
             physics=physics,
             params=params,
-            obs=self._observe(self.observations, next_ctx, obs_rng),
-            critic_obs=self._critic_obs(next_ctx),
+            obs=next_obs,
+            critic_obs=next_critic,
             commands=commands,
             reward_carry=pick(new_rewards, reward_carry),
             event_carry=pick(new_events, event_carry),
