@@ -63,7 +63,9 @@ class Env:
         self.backend: PhysicsBackend = make_backend(physics_backend, model, num_envs, nthread)
         self.default_params = ModelParams.from_model(model)
         self.reset = jax.jit(self._reset_batch)
-        self.step = jax.jit(jax.vmap(self._step_one), donate_argnums=0)
+        # the batched step, un-jitted, for learners that compose it into their own programs
+        self.step_batch = jax.vmap(self._step_one)
+        self.step = jax.jit(self.step_batch, donate_argnums=0)
 
     # ---- one env ----
 
@@ -128,7 +130,10 @@ class Env:
             rng=rng,
         )
 
-    def _step_one(self, state: EnvState, action: Float[Array, " nu"]) -> tuple[EnvState, Transition]:
+    def _step_one(
+        self, state: EnvState, action: Float[Array, " nu"], external_xfrc: Float[Array, "nbody 6"] | None = None
+    ) -> tuple[EnvState, Transition]:
+        """One control step. `external_xfrc` adds world-frame body forces (the viewer's mouse drag)."""
         rng, noise_rng, event_rng, command_rng, episode_rng, obs_rng = jax.random.split(state.rng, 6)
 
         # action → controls, through noise and latency
@@ -137,7 +142,8 @@ class Env:
         ctrl = self.actuators.ctrl(history[state.latency])
 
         # events, then physics
-        effect = EventEffect(jnp.zeros((self.model.nbody, 6)), jnp.zeros(self.model.nv))
+        xfrc = jnp.zeros((self.model.nbody, 6)) if external_xfrc is None else external_xfrc
+        effect = EventEffect(xfrc, jnp.zeros(self.model.nv))
         event_carry = {}
         for event, r in zip(self.events, jax.random.split(event_rng, max(len(self.events), 1)), strict=False):
             event_carry[event.name], effect = event(state.event_carry[event.name], effect, r, self.ctrl_dt)
@@ -245,7 +251,7 @@ class Env:
 
         The state is donated: pass the returned one to the next call.
         """
-        step = jax.vmap(self._step_one)
+        step = self.step_batch
 
         def rollout(state_E: EnvState, rng: PRNGKeyArray) -> tuple[EnvState, Transition]:
             def env_step(carry: EnvState, rng_t: PRNGKeyArray) -> tuple[EnvState, Transition]:

@@ -1,0 +1,76 @@
+"""Training throughput (rollout + PPO update) of the K-Bot standing task beside raw physics.
+
+    python -m bench.train --num-envs 256 512 1024 --iterations 8
+
+For each num_envs it measures, in one run: raw `mujoco.batch` control steps/s on the
+same model and substeps (the physics limit) and PPO training env-steps/s with the
+standing task's default 2×256 MLPs, after the first (compiling) iteration. It also
+times the first compile, so a second launch shows what the persistent cache saves.
+"""
+
+import argparse
+import time
+
+import jax
+
+from bench.physics import raw_native
+from examples.kbot.standing import StandingConfig, make_task
+from ksim.engine.env import Env
+from ksim.rl.learner import init_learner, init_rollout, make_train_step
+from ksim.runner.profiling import setup_compile_cache
+
+
+def train_rate(backend: str, num_envs: int, iterations: int) -> tuple[float, float, float, float]:
+    """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration) of PPO training."""
+    cfg = StandingConfig(num_envs=num_envs, physics_backend=backend)
+    env = Env(make_task(cfg), num_envs, backend)
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    rollout = init_rollout(env, learner, jax.random.PRNGKey(1))
+    marks: list[float] = []
+    step = make_train_step(env, cfg, lambda _: marks.append(time.perf_counter()))
+    start = time.perf_counter()
+    learner, rollout, metrics = step(learner, rollout)
+    jax.block_until_ready(metrics)
+    first = time.perf_counter() - start
+    rollout_s = total_s = 0.0
+    for _ in range(iterations):
+        marks.clear()
+        t0 = time.perf_counter()
+        learner, rollout, metrics = step(learner, rollout)
+        jax.block_until_ready(metrics)
+        t1 = time.perf_counter()
+        total_s += t1 - t0
+        rollout_s += marks[0] - t0
+    steps = iterations * cfg.rollout_length * num_envs
+    return steps / total_s, rollout_s / total_s, first, total_s / iterations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--backends", nargs="+", default=["mujoco"], choices=["mujoco", "mjx"])
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--raw-seconds", type=float, default=4.0)
+    parser.add_argument("--compile-cache", default="~/.cache/jax/jaxcache")
+    args = parser.parse_args()
+    setup_compile_cache(args.compile_cache)
+    model = make_task(StandingConfig()).load_model()
+    print(f"devices: {jax.devices()}")
+    print(
+        "| backend | num_envs | raw physics env-steps/s | training env-steps/s | training / raw | rollout share | "
+        "first iteration (s) | s/iteration |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for backend in args.backends:
+        for n in args.num_envs:
+            raw = raw_native(model, n, 5, args.raw_seconds)
+            rate, share, first, per_it = train_rate(backend, n, args.iterations)
+            print(
+                f"| {backend} | {n} | {raw:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {share:.0%} | {first:.1f} | "
+                f"{per_it:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

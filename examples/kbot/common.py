@@ -1,0 +1,49 @@
+"""What the K-Bot tasks share: the model, its actuators, what the robot senses and how it fails."""
+
+from pathlib import Path
+
+from ksim.components import (
+    BaseAngularVelocity,
+    BaseHeightOutOfRange,
+    BaseLinearVelocity,
+    FootContact,
+    GaussianNoise,
+    IllegalContact,
+    JointPosition,
+    JointVelocity,
+    Observation,
+    PDActuators,
+    PreviousAction,
+    ProjectedGravity,
+    SensorObservation,
+    Termination,
+)
+
+SCENE = Path(__file__).parent / "scene.xml"
+FEET = ("left_foot_touch", "right_foot_touch")
+
+
+def actuators(action_scale: float, max_latency_steps: int = 1) -> PDActuators:
+    """PD around the stance with the robot's kp/kd and soft torque limits (as written in the MJCF)."""
+    return PDActuators(action_scale=action_scale, keyframe="stance", max_latency_steps=max_latency_steps)
+
+
+def actor_observations() -> list[Observation]:
+    """What the real robot senses (encoders, IMU), with sensor-like noise."""
+    return [
+        JointPosition(relative_to_keyframe="stance", noise=GaussianNoise(std=0.01)),
+        JointVelocity(noise=GaussianNoise(std=0.2)),
+        ProjectedGravity(noise=GaussianNoise(std=0.02)),
+        SensorObservation(name="imu_gyro", sensor="imu_gyro", noise=GaussianNoise(std=0.05)),
+        PreviousAction(),
+    ]
+
+
+def critic_observations() -> list[Observation]:
+    """Privileged: true base velocities and foot contacts."""
+    return [BaseLinearVelocity(), BaseAngularVelocity(), FootContact(sensors=FEET)]
+
+
+def failures() -> list[Termination]:
+    """Fallen: base too low, or the torso touching anything."""
+    return [BaseHeightOutOfRange(min_height=0.45, max_height=1.2), IllegalContact(sensors=("torso_touch",))]

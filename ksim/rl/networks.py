@@ -1,0 +1,111 @@
+"""Policies and value functions as equinox modules.
+
+The actor interface is recurrent-ready: every actor maps `(obs, carry) -> (mean,
+carry)`, and `initial_carry()` gives the state at the start of an episode. An MLP's
+carry is an empty array; a GRU/LSTM would carry its hidden state, and the learner
+resets it where an episode ended (`done`).
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+Carry = Float[Array, " carry"]
+
+
+class Policy(eqx.Module):
+    """A Gaussian policy over actions: a mean network plus a learned, state-free log std."""
+
+    def initial_carry(self) -> Carry:
+        """The recurrent state at the start of an episode (empty for feed-forward actors)."""
+        raise NotImplementedError
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
+        """The action mean for one observation, and the next carry."""
+        raise NotImplementedError
+
+    @property
+    def log_std(self) -> Float[Array, " act"]:
+        """Per-action log standard deviation."""
+        raise NotImplementedError
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
+        """Means over one env's time sequence, resetting the carry after each `done` step."""
+
+        def one(carry: Carry, x: tuple[Array, Array]) -> tuple[Carry, Array]:
+            obs, done = x
+            mean, carry = self(obs, carry)
+            return jnp.where(done, self.initial_carry(), carry), mean
+
+        return jax.lax.scan(one, carry, (obs_T, done_T))[1]
+
+
+def _mlp(in_size: int, out_size: int, hidden: tuple[int, ...], key: PRNGKeyArray, final_scale: float) -> eqx.nn.MLP:
+    """An MLP with ELU activations whose last layer is scaled down (small initial outputs)."""
+    width = hidden[0] if hidden else out_size
+    if any(h != width for h in hidden):
+        raise ValueError(f"hidden sizes must be equal, got {hidden}")
+    mlp = eqx.nn.MLP(in_size, out_size, width, len(hidden), activation=jax.nn.elu, key=key)
+    last = mlp.layers[-1]
+    return eqx.tree_at(lambda m: m.layers[-1].weight, mlp, last.weight * final_scale)
+
+
+class MLPActor(Policy):
+    """A feed-forward Gaussian actor."""
+
+    net: eqx.nn.MLP
+    log_std_param: Float[Array, " act"]
+
+    def __init__(
+        self, obs_size: int, act_size: int, hidden: tuple[int, ...], init_std: float, key: PRNGKeyArray
+    ) -> None:
+        """An MLP from `obs_size` to `act_size` with `hidden` layer widths."""
+        self.net = _mlp(obs_size, act_size, hidden, key, final_scale=0.01)
+        self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)  # not weak-typed
+
+    def initial_carry(self) -> Carry:
+        """No recurrent state."""
+        return jnp.zeros(0)
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
+        """The action mean."""
+        return self.net(obs), carry
+
+    @property
+    def log_std(self) -> Float[Array, " act"]:
+        """Per-action log standard deviation."""
+        return self.log_std_param
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
+        """Without a carry, the steps are independent: one batched call instead of a scan."""
+        return jax.vmap(self.net)(obs_T)
+
+
+class MLPCritic(eqx.Module):
+    """A state-value MLP."""
+
+    net: eqx.nn.MLP
+
+    def __init__(self, obs_size: int, hidden: tuple[int, ...], key: PRNGKeyArray) -> None:
+        """An MLP from `obs_size` to a scalar."""
+        self.net = _mlp(obs_size, 1, hidden, key, final_scale=1.0)
+
+    def __call__(self, obs: Float[Array, " obs"]) -> Float[Array, ""]:
+        """The value of one (critic) observation."""
+        return self.net(obs)[0]
+
+
+def gaussian_log_prob(
+    mean: Float[Array, "... act"], log_std: Float[Array, " act"], x: Float[Array, "... act"]
+) -> Float[Array, "..."]:
+    """Log density of a diagonal Gaussian, summed over action dimensions."""
+    z = (x - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+
+def gaussian_entropy(log_std: Float[Array, " act"]) -> Float[Array, ""]:
+    """Entropy of a diagonal Gaussian."""
+    return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e))

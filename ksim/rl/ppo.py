@@ -1,0 +1,196 @@
+"""PPO: generalised advantage estimation, the clipped losses and the minibatch update.
+
+The update is a `lax.scan` over epochs of a `lax.scan` over minibatches. Minibatches
+split the env axis and keep whole time sequences, so a recurrent actor can be re-run
+over them from the carry it had at the start of the rollout.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from ksim.rl.networks import MLPCritic, Policy, gaussian_entropy, gaussian_log_prob
+
+
+def opt(default: Any, help: str) -> Any:
+    """A dataclass field with its help text (shown by `--help`). Defaults must be immutable."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(kw_only=True)
+class PPOConfig:
+    """PPO's numbers. The dataset of one update is `rollout_length * num_envs` env states."""
+
+    num_envs: int = opt(256, "environments simulated in parallel")
+    rollout_length: int = opt(32, "control steps per env per rollout (T)")
+    num_minibatches: int = opt(4, "minibatches per epoch; must divide num_envs (minibatches split the env axis)")
+    num_epochs: int = opt(4, "passes over the dataset per update")
+    learning_rate: float = opt(3e-4, "Adam learning rate (the initial one when adaptive_lr is on)")
+    adaptive_lr: bool = opt(True, "scale the learning rate to keep the KL near desired_kl")
+    desired_kl: float = opt(0.01, "target KL between the rollout policy and the updated one")
+    kl_coef: float = opt(0.0, "weight of a KL penalty in the loss (0 turns it off)")
+    gamma: float = opt(0.99, "discount per control step")
+    gae_lambda: float = opt(0.95, "GAE lambda")
+    clip_eps: float = opt(0.2, "PPO ratio clip")
+    value_clip: float = opt(0.2, "value-loss clip around the rollout's value (0 turns it off)")
+    value_coef: float = opt(0.5, "weight of the value loss")
+    entropy_coef: float = opt(0.001, "weight of the entropy bonus")
+    max_grad_norm: float = opt(1.0, "global gradient-norm clip")
+    normalize_advantages: bool = opt(True, "standardise advantages per minibatch")
+    actor_hidden: tuple[int, ...] = opt((256, 256), "actor MLP hidden widths, e.g. 256,256")
+    critic_hidden: tuple[int, ...] = opt((256, 256), "critic MLP hidden widths")
+    init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy")
+
+    @property
+    def num_env_states_per_minibatch(self) -> int:
+        """Env states in one minibatch."""
+        return self.rollout_length * self.num_envs // self.num_minibatches
+
+    def validate(self) -> None:
+        """Raise a one-line error when the batch numbers do not fit together."""
+        for name in ("num_envs", "rollout_length", "num_minibatches", "num_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs} "
+                "(minibatches split the env axis)"
+            )
+
+
+class Batch(eqx.Module):
+    """What the update needs from one rollout, all shaped (T, E, ...)."""
+
+    actor_obs: Float[Array, "T E obs"]  # normalised
+    critic_obs: Float[Array, "T E cobs"]  # normalised
+    action: Float[Array, "T E act"]
+    log_prob: Float[Array, "T E"]  # under the rollout policy
+    mean: Float[Array, "T E act"]  # the rollout policy's mean, for the KL
+    done: Bool[Array, "T E"]
+    value: Float[Array, "T E"]
+    advantage: Float[Array, "T E"]
+    ret: Float[Array, "T E"]
+
+
+def compute_gae(
+    reward_TE: Float[Array, "T E"],
+    value_TE: Float[Array, "T E"],
+    value_last_E: Float[Array, " E"],
+    done_TE: Bool[Array, "T E"],
+    gamma: float,
+    lam: float,
+) -> tuple[Float[Array, "T E"], Float[Array, "T E"]]:
+    """(advantages, returns). `done` cuts the bootstrap; truncations are folded into the reward."""
+    value_t_plus_1_TE = jnp.concatenate([value_TE[1:], value_last_E[None]])
+    not_done_TE = 1.0 - done_TE.astype(jnp.float32)
+    delta_TE = reward_TE + gamma * value_t_plus_1_TE * not_done_TE - value_TE
+
+    def back(gae_E: Array, x: tuple[Array, Array]) -> tuple[Array, Array]:
+        delta_E, not_done_E = x
+        gae_E = delta_E + gamma * lam * not_done_E * gae_E
+        return gae_E, gae_E
+
+    _, advantage_TE = jax.lax.scan(back, jnp.zeros_like(value_last_E), (delta_TE, not_done_TE), reverse=True)
+    return advantage_TE, advantage_TE + value_TE
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    """Adam behind a global-norm clip, with the learning rate kept in the state (adaptive, saved)."""
+
+    def build(learning_rate: float) -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(learning_rate))
+
+    return optax.inject_hyperparams(build)(learning_rate=cfg.learning_rate)
+
+
+def _loss(
+    models: tuple[Policy, MLPCritic], mb: Batch, carry_B: Array, old_log_std: Array, cfg: PPOConfig
+) -> tuple[Array, dict[str, Array]]:
+    actor, critic = models
+    mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(mb.actor_obs, mb.done, carry_B)
+    log_std = actor.log_std
+    log_prob_TB = gaussian_log_prob(mean_TB, log_std, mb.action)
+    ratio_TB = jnp.exp(log_prob_TB - mb.log_prob)
+    adv_TB = mb.advantage
+    if cfg.normalize_advantages:
+        adv_TB = (adv_TB - adv_TB.mean()) / (adv_TB.std() + 1e-8)
+    policy_loss = -jnp.mean(
+        jnp.minimum(ratio_TB * adv_TB, jnp.clip(ratio_TB, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv_TB)
+    )
+
+    value_TB = jax.vmap(jax.vmap(critic))(mb.critic_obs)
+    value_err = (value_TB - mb.ret) ** 2
+    if cfg.value_clip > 0:
+        clipped = mb.value + jnp.clip(value_TB - mb.value, -cfg.value_clip, cfg.value_clip)
+        value_err = jnp.maximum(value_err, (clipped - mb.ret) ** 2)
+    value_loss = 0.5 * jnp.mean(value_err)
+
+    entropy = gaussian_entropy(log_std)
+    # KL(rollout policy ‖ current policy), exact for diagonal Gaussians
+    kl_TB = jnp.sum(
+        log_std
+        - old_log_std
+        + (jnp.exp(2 * old_log_std) + (mb.mean - mean_TB) ** 2) / (2 * jnp.exp(2 * log_std))
+        - 0.5,
+        axis=-1,
+    )
+    kl = jnp.mean(kl_TB)
+    loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy + cfg.kl_coef * kl
+    metrics = {
+        "loss/policy": policy_loss,
+        "loss/value": value_loss,
+        "loss/total": loss,
+        "policy/entropy": entropy,
+        "policy/kl": kl,
+        "policy/clip_fraction": jnp.mean(jnp.abs(ratio_TB - 1) > cfg.clip_eps),
+    }
+    return loss, metrics
+
+
+def update(
+    actor: Policy,
+    critic: MLPCritic,
+    opt_state: optax.OptState,
+    batch: Batch,
+    carry_E: Array,
+    old_log_std: Float[Array, " act"],
+    rng: PRNGKeyArray,
+    cfg: PPOConfig,
+    optimizer: optax.GradientTransformation,
+) -> tuple[Policy, MLPCritic, optax.OptState, dict[str, Array]]:
+    """`num_epochs` passes of `num_minibatches` gradient steps; returns the mean of each metric."""
+    num_envs = batch.done.shape[1]
+    per_mb = num_envs // cfg.num_minibatches
+    grad_fn = eqx.filter_value_and_grad(_loss, has_aux=True)
+    # scan carries arrays only: the networks' static parts (activations) stay outside
+    params, static = eqx.partition((actor, critic), eqx.is_inexact_array)
+
+    def minibatch_step(carry: tuple, idx_B: Array) -> tuple[tuple, dict[str, Array]]:
+        params, opt_state = carry
+        models = eqx.combine(params, static)
+        mb = jax.tree.map(lambda x: x[:, idx_B], batch)
+        (_, metrics), grads = grad_fn(models, mb, carry_E[idx_B], old_log_std, cfg)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = eqx.apply_updates(params, updates)
+        if cfg.adaptive_lr:
+            lr = opt_state.hyperparams["learning_rate"]
+            lr = jnp.where(metrics["policy/kl"] > 2 * cfg.desired_kl, lr / 1.5, lr)
+            lr = jnp.where(metrics["policy/kl"] < cfg.desired_kl / 2, lr * 1.5, lr)
+            hyperparams = {**opt_state.hyperparams, "learning_rate": jnp.clip(lr, 1e-5, 1e-2)}
+            opt_state = opt_state._replace(hyperparams=hyperparams)
+        return (params, opt_state), metrics
+
+    def epoch_step(carry: tuple, rng_epoch: PRNGKeyArray) -> tuple[tuple, dict[str, Array]]:
+        idx_MB = jax.random.permutation(rng_epoch, num_envs).reshape(cfg.num_minibatches, per_mb)
+        return jax.lax.scan(minibatch_step, carry, idx_MB)
+
+    (params, opt_state), metrics = jax.lax.scan(epoch_step, (params, opt_state), jax.random.split(rng, cfg.num_epochs))
+    models = eqx.combine(params, static)
+    metrics = jax.tree.map(jnp.mean, metrics)
+    metrics["policy/learning_rate"] = opt_state.hyperparams["learning_rate"]
+    return models[0], models[1], opt_state, metrics

@@ -1,0 +1,50 @@
+"""The K-Bot model and every example task: loads, resets, steps, keeps its shapes, has no NaN."""
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+from examples.cartpole import cartpole
+from examples.kbot import standing, walking
+from examples.kbot.common import SCENE
+from ksim.components.base import ModelIndex
+from ksim.engine.env import Env
+
+# actuator order, documented in examples/kbot/kbot.xml and the README
+KBOT_JOINTS = [
+    *(f"left_{j}" for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle")),
+    *(f"right_{j}" for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle")),
+    *(f"right_{j}" for j in ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist")),
+    *(f"left_{j}" for j in ("shoulder_pitch", "shoulder_roll", "shoulder_yaw", "elbow", "wrist")),
+]
+
+
+def test_kbot_model_facts():
+    model = mujoco.MjModel.from_xml_path(str(SCENE))
+    assert model.nu == 20
+    assert list(ModelIndex.of(model).joint_names) == KBOT_JOINTS
+    assert all(model.jnt_type[model.actuator_trnid[i, 0]] == mujoco.mjtJoint.mjJNT_HINGE for i in range(20))
+    total = float(model.body_subtreemass[0])
+    assert abs(total - 36.0) / 36.0 < 0.05, total
+    for sensor in ("imu_gyro", "imu_acc", "imu_quat", "left_foot_touch", "right_foot_touch"):
+        assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SENSOR, sensor) >= 0
+    assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0
+
+
+@pytest.mark.parametrize(
+    ("module", "config"),
+    [(standing, standing.StandingConfig), (walking, walking.WalkingConfig), (cartpole, cartpole.CartPoleConfig)],
+)
+def test_every_task_resets_and_steps_without_nan(module, config):
+    env = Env(module.make_task(config()), 4, "mujoco")
+    state = env.reset(jax.random.PRNGKey(0))
+    shapes = jax.tree.map(jnp.shape, state.obs)
+    rng = jax.random.PRNGKey(1)
+    for _ in range(60):
+        rng, key = jax.random.split(rng)
+        state, tr = env.step(state, 0.5 * jax.random.normal(key, (4, env.model.nu)))
+        assert jax.tree.map(jnp.shape, state.obs) == shapes
+        assert np.all(np.isfinite(np.asarray(tr.reward)))
+        assert not np.any(np.asarray(tr.termination_reasons["unstable"]))
