@@ -12,12 +12,11 @@ import argparse
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
 from examples.kbot.standing import StandingConfig, make_task
 from ksim.engine.env import Env
-from ksim.rl.learner import act
 from ksim.runner import load_learner, resolve_config
+from ksim.runner.evaluate import policy_act_fn
 from ksim.utils.interactive.base import InteractiveVisualizerConfig
 from ksim.utils.interactive.mujoco import MujocoInteractiveVisualizer
 
@@ -55,8 +54,8 @@ def main(argv: list[str] | None = None) -> None:
             return None
         learner, path = load_learner(env, cfg)
         print(f"policy: {path}")
-        carry = jnp.zeros((1, learner.actor.initial_carry().shape[0]))
-        return jax.jit(lambda obs, rng: act(learner, obs, carry, None)[0])
+        act_fn, carry0 = policy_act_fn(learner, True, env.model.nu)
+        return jax.jit(lambda obs, rng: act_fn(obs, carry0[None], rng)[0])
 
     MujocoInteractiveVisualizer(viz_cfg, make_task(cfg), make_act).run()
 

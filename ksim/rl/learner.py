@@ -71,8 +71,9 @@ def init_learner(env: Env, cfg: PPOConfig, rng: PRNGKeyArray) -> LearnerState:
 
 def init_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray) -> RolloutState:
     """Reset every env and the policy carries."""
-    carry = jnp.broadcast_to(learner.actor.initial_carry(), (env.num_envs, learner.actor.initial_carry().shape[0]))
-    return RolloutState(env.reset(rng), jnp.array(carry), jnp.zeros(env.num_envs))
+    carry0 = learner.actor.initial_carry()
+    carry_E = jnp.broadcast_to(carry0, (env.num_envs, *carry0.shape))
+    return RolloutState(env.reset(rng), jnp.array(carry_E), jnp.zeros(env.num_envs))
 
 
 def act(
