@@ -42,8 +42,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = resolve_config(StandingConfig, [*overrides, f"physics_backend={args.physics_backend}"])
     viz_cfg = InteractiveVisualizerConfig(
         physics_backend=args.physics_backend,
-        pretrained=pretrained,
-        checkpoint_num=args.checkpoint_num,
         plot_path=args.plot_path,
         status_path=args.status_path,
         max_seconds=args.max_seconds,

@@ -29,9 +29,6 @@ class InteractiveVisualizerConfig:
     """Settings of an interactive visualizer."""
 
     physics_backend: str = "mjx"  # mjx | mujoco
-    pretrained: str | None = None  # a run directory or checkpoint; None runs zero actions
-    checkpoint_num: int | None = None
-    deterministic: bool = True
     plot_path: str = "/tmp/rewards_plots/rewards.png"  # the live reward plot, rewritten atomically
     plot_window_seconds: float = 10.0  # rolling window of the plot (simulated seconds)
     plot_every_seconds: float = 0.25  # how often the plot file is rewritten (wall clock)
@@ -120,7 +117,7 @@ class SimSession:
 
     def _set_qpos_qvel(self, state: EnvState, qpos_E: Array, qvel_E: Array) -> EnvState:
         reset = jax.vmap(lambda d, p, q, v: self.env.backend.reset_where(jnp.bool_(True), d, p, q, v))
-        return eqx_replace_physics(state, reset(state.physics, state.params, qpos_E, qvel_E))
+        return eqx.tree_at(lambda s: s.physics, state, reset(state.physics, state.params, qpos_E, qvel_E))
 
     @property
     def qpos(self) -> Float[np.ndarray, " nq"]:
@@ -190,11 +187,6 @@ class SimSession:
         tmp = f"{path}.tmp"
         Path(tmp).write_text(json.dumps(status))
         os.replace(tmp, path)
-
-
-def eqx_replace_physics(state: EnvState, physics: object) -> EnvState:
-    """`state` with its physics replaced."""
-    return eqx.tree_at(lambda s: s.physics, state, physics)
 
 
 class InteractiveVisualizer(ABC):
