@@ -11,6 +11,7 @@ import ksim
 from examples.kbot import common
 from ksim.components import (
     ActionRate,
+    BaseAngularVelocityPenalty,
     BaseHeight,
     BasePoseReset,
     BodyMass,
@@ -37,10 +38,10 @@ class StandingConfig(RunConfig):
     num_envs: int = opt(512, "environments simulated in parallel")
     rollout_length: int = opt(24, "control steps per env per rollout (T)")
     num_minibatches: int = opt(4, "minibatches per epoch; must divide num_envs")
-    init_action_std: float = opt(0.3, "initial standard deviation of the Gaussian policy")
+    init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action")
-    push_velocity: float = opt(0.6, "largest base velocity kick of a push (m/s, each of x and y)")
-    push_interval: tuple[float, ...] = opt((1.0, 3.0), "seconds between pushes, drawn uniformly in this range")
+    push_velocity: float = opt(0.3, "largest base velocity kick of a push (m/s, each of x and y)")
+    push_interval: tuple[float, ...] = opt((2.0, 4.0), "seconds between pushes, drawn uniformly in this range")
     episode_seconds: float = opt(10.0, "episode length before truncation (s)")
     joint_noise: float = opt(0.05, "reset noise on joint angles (rad, half-width)")
 
@@ -56,6 +57,7 @@ def make_task(cfg: StandingConfig) -> ksim.Task:
             StayAlive(scale=1.0),
             Upright(scale=1.0),
             BaseHeight(target=0.7, sigma=0.1, scale=1.0),
+            BaseAngularVelocityPenalty(scale=-0.1),
             JointDeviation(scale=-0.2),
             JointVelocityPenalty(scale=-1e-3),
             ActionRate(scale=-0.02),

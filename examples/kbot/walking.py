@@ -11,6 +11,7 @@ from examples.kbot import common
 from ksim.components import (
     ActionRate,
     AngularVelocityTracking,
+    BaseAngularVelocityPenalty,
     BasePoseReset,
     BodyMass,
     CommandObservation,
@@ -35,9 +36,9 @@ from ksim.runner.config import RunConfig
 class WalkingConfig(RunConfig):
     """K-Bot velocity-command walking, trained with PPO."""
 
-    num_envs: int = opt(1024, "environments simulated in parallel")
+    num_envs: int = opt(512, "environments simulated in parallel")
     rollout_length: int = opt(24, "control steps per env per rollout (T)")
-    init_action_std: float = opt(0.3, "initial standard deviation of the Gaussian policy")
+    init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action")
     max_forward: float = opt(0.8, "largest forward speed command (m/s)")
     max_sideways: float = opt(0.3, "largest sideways speed command (m/s)")
@@ -66,6 +67,7 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
             AngularVelocityTracking(scale=1.0, sigma=0.25),
             Upright(scale=0.5),
             FeetAirTime(sensors=common.FEET, threshold=0.3, scale=1.0),
+            BaseAngularVelocityPenalty(scale=-0.05),
             ActionRate(scale=-0.02),
             Torque(scale=-2e-5),
         ],

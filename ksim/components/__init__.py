@@ -35,6 +35,7 @@ from ksim.components.resets import BasePoseReset, Reset, StanceReset
 from ksim.components.rewards import (
     ActionRate,
     AngularVelocityTracking,
+    BaseAngularVelocityPenalty,
     BaseHeight,
     Energy,
     FeetAirTime,

@@ -134,6 +134,15 @@ class JointVelocityPenalty(Reward):
 
 
 @dataclass(kw_only=True)
+class BaseAngularVelocityPenalty(_RootReward):
+    """Sum of squared roll and pitch rates of the base ((rad/s)²); a cost that damps wobble."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """ω_x² + ω_y², in the base frame (a free joint's angular velocity is local)."""
+        return jnp.sum(jnp.square(ctx.physics.qvel[self._dof_id + 3 : self._dof_id + 5]))
+
+
+@dataclass(kw_only=True)
 class LinearVelocityTracking(_RootReward):
     """exp(-|v_cmd - v_xy|² / sigma²), the base's planar velocity in its own frame."""
 

@@ -34,6 +34,9 @@ def test_costs(hopper_model):
     assert np.isclose(c.Torque().compute(ctx), np.sum(tau**2), rtol=1e-5)
     assert np.isclose(c.Energy().bind(hopper_model).compute(ctx), abs(-16.0 * 1.0) + abs(8.0 * -2.0), rtol=1e-5)
     assert float(c.StayAlive().compute(ctx)) == 1.0
+    # roll and pitch rates count, yaw rate and linear velocity do not
+    wobble = context(hopper_model, qpos=UPRIGHT, qvel=[5.0, 0, 0, 0.3, -0.4, 9.0, 0, 0])
+    assert np.isclose(c.BaseAngularVelocityPenalty().bind(hopper_model).compute(wobble), 0.09 + 0.16)
 
 
 def test_velocity_tracking(hopper_model):
