@@ -8,7 +8,6 @@ gains alone.
 
 import jax
 import mujoco
-import numpy as np
 import pytest
 from mujoco import mjx
 
