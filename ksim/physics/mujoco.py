@@ -11,6 +11,7 @@ the rollout stays a pure function of its inputs.
 """
 
 import functools
+import time
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,8 @@ class MujocoBackend:
             self.batch.bind(name)
         self.nstate = self.batch.nstate
         template = mujoco.MjData(model)
+        # wall time inside MuJoCo's C calls (step, reset, forward), for benchmarks; reset it freely
+        self.physics_seconds = 0.0
         self._shapes = {
             "raw": ((2 * self.nstate,), np.uint32),
             "time": ((), np.float32),
@@ -87,10 +90,12 @@ class MujocoBackend:
         b.qvel[:] += np.asarray(kick)
         before = self._warnings()
         failed = np.zeros(self.num_envs, bool)
+        start = time.perf_counter()
         try:
             b.step(nstep=num_substeps)
         except mujoco.batch.SimulationError as err:  # those envs kept their old state
             failed[err.ids] = True
+        self.physics_seconds += time.perf_counter() - start
         return self._outputs(failed | (self._warnings() > before))
 
     def _host_reset(self, done: np.ndarray, raw: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, *params: np.ndarray):
@@ -100,12 +105,14 @@ class MujocoBackend:
         ids = np.flatnonzero(np.asarray(done))
         b = self.batch
         if ids.size:
+            start = time.perf_counter()
             b.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
             b.qpos[ids] = qpos[ids]
             b.qvel[ids] = qvel[ids]
             for name, value in zip(RANDOMIZABLE_FIELDS, params, strict=True):
                 b.expand(name)[ids] = np.asarray(value)[ids]
             b.forward(ids)
+            self.physics_seconds += time.perf_counter() - start
         return self._outputs(np.zeros(self.num_envs, bool))
 
     # ---- device side: called per env under the engine's vmap ----

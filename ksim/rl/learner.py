@@ -40,6 +40,17 @@ class LearnerState(eqx.Module):
     rng: PRNGKeyArray
 
 
+class _Collected(eqx.Module):
+    """What the rollout half of an iteration hands to the update half."""
+
+    batch: Batch
+    carry_E: Array  # the policy carries at the start of the rollout
+    raw_obs: tuple[Array, Array]  # un-normalised (actor, critic) observations, for the normalisers
+    update_rng: PRNGKeyArray
+    rng: PRNGKeyArray
+    metrics: dict[str, Array]
+
+
 class RolloutState(eqx.Module):
     """What lives across iterations on the env side; rebuilt from a reset on resume."""
 
@@ -108,10 +119,15 @@ def make_train_step(
 ) -> Callable[[LearnerState, RolloutState], tuple[LearnerState, RolloutState, dict[str, Array]]]:
     """The jitted, buffer-donating iteration: `(learner, rollout) -> (learner, rollout, metrics)`.
 
+    On `mjx` the iteration is one XLA program. On `mujoco` it is two, rollout then update,
+    because JAX does not write programs containing host callbacks to the persistent
+    compilation cache: split, the update is cached and a second launch compiles only the
+    rollout.
     `on_rollout_done`, if given, is called on the host once the rollout's results exist
     (the runner records the time there to split rollout from update time).
     """
     cfg.validate()
+    split_update = env.backend.name == "mujoco"
     optimizer = make_optimizer(cfg)
     step_E = env.step_batch
 
@@ -127,7 +143,7 @@ def make_train_step(
 
         return jax.lax.scan(env_step, ro, jax.random.split(rng, cfg.rollout_length))
 
-    def train_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
+    def collect(learner: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
         rollout_rng, update_rng, rng = jax.random.split(learner.rng, 3)
         carry_E = ro.policy_carry
         ro, (traj, log_prob_TE, mean_TE, return_TE) = rollout(learner, ro, rollout_rng)
@@ -157,31 +173,53 @@ def make_train_step(
             advantage=advantage_TE,
             ret=return_target_TE,
         )
+        metrics = episode_metrics(traj, return_TE, env.ctrl_dt)
+        metrics["value/mean"] = value_TE.mean()
+        raw_obs = (actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1]), critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1]))
+        return ro, _Collected(batch, carry_E, raw_obs, update_rng, rng, metrics)
+
+    def learn(learner: LearnerState, c: _Collected) -> tuple[LearnerState, dict[str, Array]]:
         actor, critic, opt_state, metrics = update(
             learner.actor,
             learner.critic,
             learner.opt_state,
-            batch,
-            carry_E,
+            c.batch,
+            c.carry_E,
             learner.actor.log_std,
-            update_rng,
+            c.update_rng,
             cfg,
             optimizer,
         )
-        metrics |= episode_metrics(traj, return_TE, env.ctrl_dt)
+        metrics |= c.metrics
         metrics["policy/action_std"] = jnp.mean(jnp.exp(actor.log_std))
-        metrics["value/mean"] = value_TE.mean()
         # statistics of this rollout take effect from the next one, so rollout and update agree
         learner = LearnerState(
             actor=actor,
             critic=critic,
             opt_state=opt_state,
-            actor_norm=learner.actor_norm.update(actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1])),
-            critic_norm=learner.critic_norm.update(critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1])),
+            actor_norm=learner.actor_norm.update(c.raw_obs[0]),
+            critic_norm=learner.critic_norm.update(c.raw_obs[1]),
             iteration=learner.iteration + 1,
             env_steps=learner.env_steps + cfg.rollout_length * env.num_envs,
-            rng=rng,
+            rng=c.rng,
         )
+        return learner, metrics
+
+    if not split_update:
+
+        def train_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
+            ro, collected = collect(learner, ro)
+            learner, metrics = learn(learner, collected)
+            return learner, ro, metrics
+
+        return eqx.filter_jit(train_step, donate="all")
+
+    collect_jit = eqx.filter_jit(collect, donate="all-except-first")
+    learn_jit = eqx.filter_jit(learn, donate="all")
+
+    def split_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
+        ro, collected = collect_jit(learner, ro)
+        learner, metrics = learn_jit(learner, collected)
         return learner, ro, metrics
 
-    return eqx.filter_jit(train_step, donate="all")
+    return split_step
