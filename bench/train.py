@@ -26,7 +26,9 @@ from ksim.rl.learner import init_learner, init_rollout, make_train_step
 from ksim.runner.profiling import setup_compile_cache
 
 
-def train_rate(backend: str, num_envs: int, iterations: int) -> tuple[float, float, float, float, float]:
+def train_rate(
+    backend: str, num_envs: int, iterations: int, phase_timing: bool = True
+) -> tuple[float, float, float, float, float]:
     """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, physics seconds).
 
     Physics seconds: wall time inside MuJoCo's C calls during the timed iterations (`mujoco`
@@ -37,7 +39,8 @@ def train_rate(backend: str, num_envs: int, iterations: int) -> tuple[float, flo
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
     rollout = init_rollout(env, learner, jax.random.PRNGKey(1))
     marks: list[float] = []
-    step = make_train_step(env, cfg, lambda _: marks.append(time.perf_counter()))
+    mark = (lambda _: marks.append(time.perf_counter())) if phase_timing else None
+    step = make_train_step(env, cfg, mark)
     start = time.perf_counter()
     learner, rollout, metrics = step(learner, rollout)
     jax.block_until_ready(metrics)
@@ -53,7 +56,7 @@ def train_rate(backend: str, num_envs: int, iterations: int) -> tuple[float, flo
         jax.block_until_ready(metrics)
         t1 = time.perf_counter()
         total_s += t1 - t0
-        rollout_s += marks[0] - t0
+        rollout_s += marks[0] - t0 if marks else float("nan")
     steps = iterations * cfg.rollout_length * num_envs
     physics_s = env.backend.physics_seconds if physics_clock is not None else float("nan")
     return steps / total_s, rollout_s / total_s, first, total_s / iterations, physics_s
@@ -66,6 +69,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--raw-seconds", type=float, default=4.0)
     parser.add_argument("--compile-cache", default="~/.cache/jax/jaxcache")
+    parser.add_argument(
+        "--no-phase-timing", action="store_true", help="no rollout/update split (no host callback: mjx caches the step)"
+    )
     args = parser.parse_args()
     setup_compile_cache(args.compile_cache)
     model = make_task(StandingConfig()).load_model()
@@ -78,7 +84,7 @@ def main() -> None:
     for backend in args.backends:
         for n in args.num_envs:
             raw = raw_native(model, n, 5, args.raw_seconds)
-            rate, share, first, per_it, physics_s = train_rate(backend, n, args.iterations)
+            rate, share, first, per_it, physics_s = train_rate(backend, n, args.iterations, not args.no_phase_timing)
             same = args.iterations * StandingConfig.rollout_length * n / physics_s
             print(
                 f"| {backend} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {rate / same:.0%} | "

@@ -39,6 +39,10 @@ class RunConfig(PPOConfig):
     eval_seconds: float = opt(10.0, "episode length that action=eval measures over (s)")
     policy: Literal["trained", "zero"] = opt("trained", "zero: hold the stance (all-zero actions) as a baseline")
     deterministic: bool = opt(True, "env/eval act with the policy mean instead of sampling")
+    phase_timing: bool = opt(
+        True,
+        "log rollout and update time apart (a host callback; on mjx it keeps the train step out of the compile cache)",
+    )
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent XLA compile cache folder ('' turns it off)")
 
     def to_json(self) -> str:

@@ -44,8 +44,9 @@ class TrainLogger:
             f"fail {metrics['episode/failure_rate']:.2f}" if ended else "fail -",
             f"kl {metrics['policy/kl']:.4f}",
             f"lr {metrics['policy/learning_rate']:.1e}",
-            f"roll {metrics['perf/rollout_s']:.2f}s upd {metrics['perf/update_s']:.2f}s",
         ]
+        if "perf/rollout_s" in metrics:
+            parts.append(f"roll {metrics['perf/rollout_s']:.2f}s upd {metrics['perf/update_s']:.2f}s")
         line = " | ".join(parts)
         if self.max_iterations:
             line = f"{_bar(min(iteration / self.max_iterations, 1.0))} {line}"

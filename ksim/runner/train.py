@@ -53,7 +53,8 @@ def train(
 ) -> LearnerState:
     """Train until `max_steps` more iterations are done or a stop is requested; always saves at the end."""
     marks: list[float] = []
-    train_step = profiled("train_step", make_train_step(env, cfg, lambda _: marks.append(time.perf_counter())))
+    mark = (lambda _: marks.append(time.perf_counter())) if cfg.phase_timing else None
+    train_step = profiled("train_step", make_train_step(env, cfg, mark))
     start_iteration = int(learner.iteration)
     target = None if cfg.max_steps is None else start_iteration + cfg.max_steps
     logger = TrainLogger(run_dir, start_iteration, target)
@@ -68,12 +69,9 @@ def train(
             learner, rollout_state, metrics = train_step(learner, rollout_state)
             host = {k: float(v) for k, v in jax.device_get(metrics).items()}
             t1 = time.perf_counter()
-            rollout_s = (marks[0] if marks else t1) - t0
-            host |= {
-                "perf/rollout_s": rollout_s,
-                "perf/update_s": t1 - t0 - rollout_s,
-                "perf/env_steps_per_s": cfg.rollout_length * env.num_envs / (t1 - t0),
-            }
+            host["perf/env_steps_per_s"] = cfg.rollout_length * env.num_envs / (t1 - t0)
+            if marks:
+                host |= {"perf/rollout_s": marks[0] - t0, "perf/update_s": t1 - marks[0]}
             if not np.isfinite(host["loss/total"]):
                 raise FloatingPointError(f"the loss is {host['loss/total']} at iteration {int(learner.iteration)}")
             iteration = int(learner.iteration)
