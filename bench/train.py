@@ -29,10 +29,10 @@ from ksim.runner.profiling import setup_compile_cache
 def train_rate(
     backend: str, num_envs: int, iterations: int, phase_timing: bool = True
 ) -> tuple[float, float, float, float, float]:
-    """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, physics seconds).
+    """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, same-state physics rate).
 
-    Physics seconds: wall time inside MuJoCo's C calls during the timed iterations (`mujoco`
-    backend only, else NaN): the physics limit on the very states that training visits.
+    Same-state physics rate: the timed env-steps over the wall time inside MuJoCo's C calls
+    during those iterations (`mujoco` backend only, else NaN).
     """
     cfg = StandingConfig(num_envs=num_envs, physics_backend=backend)
     env = Env(make_task(cfg), num_envs, backend)
@@ -46,8 +46,8 @@ def train_rate(
     jax.block_until_ready(metrics)
     first = time.perf_counter() - start
     rollout_s = total_s = 0.0
-    physics_clock = getattr(env.backend, "physics_seconds", None)
-    if physics_clock is not None:
+    has_clock = hasattr(env.backend, "physics_seconds")
+    if has_clock:
         env.backend.physics_seconds = 0.0
     for _ in range(iterations):
         marks.clear()
@@ -58,8 +58,8 @@ def train_rate(
         total_s += t1 - t0
         rollout_s += marks[0] - t0 if marks else float("nan")
     steps = iterations * cfg.rollout_length * num_envs
-    physics_s = env.backend.physics_seconds if physics_clock is not None else float("nan")
-    return steps / total_s, rollout_s / total_s, first, total_s / iterations, physics_s
+    same_state = steps / env.backend.physics_seconds if has_clock else float("nan")
+    return steps / total_s, rollout_s / total_s, first, total_s / iterations, same_state
 
 
 def main() -> None:
@@ -84,8 +84,7 @@ def main() -> None:
     for backend in args.backends:
         for n in args.num_envs:
             raw = raw_native(model, n, 5, args.raw_seconds)
-            rate, share, first, per_it, physics_s = train_rate(backend, n, args.iterations, not args.no_phase_timing)
-            same = args.iterations * StandingConfig.rollout_length * n / physics_s
+            rate, share, first, per_it, same = train_rate(backend, n, args.iterations, not args.no_phase_timing)
             print(
                 f"| {backend} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {rate / same:.0%} | "
                 f"{share:.0%} | {first:.1f} | {per_it:.2f} |",
