@@ -3,18 +3,20 @@
 Measured side by side in one run, on the K-Bot model with its standing-style
 components (observations, rewards, terminations, resets, pushes, randomization):
 
-- raw `mujoco.batch.Batch.step(nstep=substeps)` with controls written each step;
+- raw `mujoco.batch.Batch.step(nstep=substeps)` with controls written each step, at rest
+  (robots fall once and lie still) and in play (fallen robots restart from the stance);
 - the ksim engine on the `mujoco` backend (a jitted scan with zero actions);
 - raw `jax.vmap(mjx.step)` (a jitted scan of fori_loops over substeps);
 - the ksim engine on the `mjx` backend.
 
-Usage: python -m bench.physics [--num-envs 128 1024 4096] [--backends mujoco mjx] [--seconds 5]
+Usage: python -m bench.physics [--num-envs 128 1024 4096] [--backends mujoco mjx] [--seconds 6] [--rounds 3]
 One env-step is one control step (ctrl_dt / dt physics substeps) of one env.
 """
 
 import argparse
 import platform
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -59,17 +61,28 @@ def kbot_task() -> ksim.Task:
     )
 
 
-def timed(call, seconds: float) -> float:
-    """Calls per second of `call` (run once first to warm up)."""
-    call()
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        call()
-        n += 1
-    return n / (time.perf_counter() - start)
+def rates(calls: dict[str, Callable[[], None]], seconds: float, rounds: int) -> dict[str, float]:
+    """Median calls/s of each call, timed in alternating rounds so that machine drift hits all alike."""
+    for call in calls.values():
+        call()  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds / rounds or n == 0:
+                call()
+                n += 1
+            samples[name].append(n / (time.perf_counter() - start))
+    return {name: float(np.median(s)) for name, s in samples.items()}
 
 
-def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: float) -> float:
+def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) -> Callable[[], None]:
+    """Bare `mujoco.batch` control steps at the stance's controls.
+
+    At rest (`in_play=False`) every env falls once and then lies still, which MuJoCo's
+    solver steps cheaply. In play, an env whose base drops below 0.4 m or that reaches
+    10 s restarts from the stance: the engine's episode structure, without its components.
+    """
     batch = mujoco.batch.Batch(model, num_envs, 0)
     batch.reset(keyframe=0)
     ctrl = np.tile(model.key_ctrl[0], (num_envs, 1))
@@ -78,11 +91,16 @@ def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: flo
         for _ in range(STEPS_PER_CALL):
             batch.ctrl[:] = ctrl
             batch.step(nstep=substeps)
+            if in_play:
+                ids = np.flatnonzero((batch.qpos[:, 2] < 0.4) | (batch.time >= 10.0))
+                if ids.size:
+                    batch.reset(ids, keyframe=0)
 
-    return timed(call, seconds) * STEPS_PER_CALL * num_envs
+    return call
 
 
-def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: float) -> float:
+def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int) -> Callable[[], None]:
+    """Bare `jax.vmap(mjx.step)`: a jitted scan of control steps, each a fori_loop of substeps."""
     mx = mjx.put_model(model)
     one = mjx.make_data(mx).replace(qpos=jnp.asarray(model.key_qpos[0]), ctrl=jnp.asarray(model.key_ctrl[0]))
     data = jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (num_envs, *x.shape))), one)
@@ -100,30 +118,31 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, seconds: float)
     def call() -> None:
         box[0] = jax.block_until_ready(rollout(box[0]))
 
-    return timed(call, seconds) * STEPS_PER_CALL * num_envs
+    return call
 
 
-def engine(backend: str, num_envs: int, seconds: float) -> tuple[float, float]:
+def engine(backend: str, num_envs: int) -> tuple[Callable[[], None], float]:
+    """(a call running STEPS_PER_CALL engine steps at zero action, the first call's seconds)."""
     env = ksim.Env(kbot_task(), num_envs=num_envs, physics_backend=backend)
     rollout = env.rollout_fn(lambda obs, rng: jnp.zeros((num_envs, env.model.nu)), STEPS_PER_CALL)
     box = [env.reset(jax.random.key(0))]
     keys = iter(jax.random.split(jax.random.key(1), 1_000_000))
-    start = time.perf_counter()
 
     def call() -> None:
         box[0], traj = rollout(box[0], next(keys))
         jax.block_until_ready(traj.reward)
 
+    start = time.perf_counter()
     call()
-    first = time.perf_counter() - start
-    return timed(call, seconds) * STEPS_PER_CALL * num_envs, first
+    return call, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num-envs", type=int, nargs="+", default=[128, 1024, 4096])
     parser.add_argument("--backends", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the seconds are split into")
     parser.add_argument("--force", action="store_true", help="run MJX on a CPU above 32 envs anyway (it may hang)")
     args = parser.parse_args()
     model = ksim.Task.load_model(kbot_task())
@@ -132,18 +151,33 @@ def main() -> None:
         f"# {platform.node()} {platform.processor() or platform.machine()}, jax {jax.__version__} "
         f"on {jax.default_backend()}, mujoco {mujoco.__version__}, K-Bot nu={model.nu}, {substeps} substeps"
     )
-    print("| backend | num_envs | raw env-steps/s | engine env-steps/s | engine / raw | first call (s) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| backend | num_envs | raw at rest | raw in play | engine | engine / at rest | engine / in play "
+        "| first call (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
         for n in args.num_envs:
             if backend == "mjx" and jax.default_backend() == "cpu" and n > 32 and not args.force:
                 # jax 0.10.2 / mjx 3.17 on a 2-core CPU: raw vmapped mjx.step on K-Bot hangs at 0% CPU from
                 # 64 envs on (README, "MJX hangs on a CPU"); skip rather than block the whole run
-                print(f"| mjx | {n} | skipped on CPU (hang above 32 envs; --force to try) | | | |", flush=True)
+                print(f"| mjx | {n} | skipped on CPU (hang above 32 envs; --force to try) | | | | | |", flush=True)
                 continue
-            raw = (raw_native if backend == "mujoco" else raw_mjx)(model, n, substeps, args.seconds)
-            ours, first = engine(backend, n, args.seconds)
-            print(f"| {backend} | {n} | {raw:,.0f} | {ours:,.0f} | {ours / raw:.0%} | {first:.1f} |", flush=True)
+            ours, first = engine(backend, n)
+            calls = {"engine": ours}
+            if backend == "mujoco":
+                calls["rest"] = raw_native(model, n, substeps, in_play=False)
+                calls["play"] = raw_native(model, n, substeps, in_play=True)
+            else:  # MJX has no cheap per-env reset outside jit; its raw limit is at rest only
+                calls["rest"] = raw_mjx(model, n, substeps)
+            r = {k: v * STEPS_PER_CALL * n for k, v in rates(calls, args.seconds, args.rounds).items()}
+            play = f"{r['play']:,.0f}" if "play" in r else "–"
+            play_ratio = f"{r['engine'] / r['play']:.0%}" if "play" in r else "–"
+            print(
+                f"| {backend} | {n} | {r['rest']:,.0f} | {play} | {r['engine']:,.0f} | "
+                f"{r['engine'] / r['rest']:.0%} | {play_ratio} | {first:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ training visits, where robots are kept standing, falling and being reset.
 
 import argparse
 import time
+from typing import cast
 
 import jax
 
-from bench.physics import raw_native
+from bench.physics import STEPS_PER_CALL, rates, raw_native
 from examples.kbot.standing import StandingConfig, make_task
 from ksim.engine.env import Env
+from ksim.physics import BackendName
+from ksim.physics.mujoco import MujocoBackend
 from ksim.rl.learner import init_learner, init_rollout, make_train_step
 from ksim.runner.profiling import setup_compile_cache
 
@@ -34,7 +37,7 @@ def train_rate(
     Same-state physics rate: the timed env-steps over the wall time inside MuJoCo's C calls
     during those iterations (`mujoco` backend only, else NaN).
     """
-    cfg = StandingConfig(num_envs=num_envs, physics_backend=backend)
+    cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend))
     env = Env(make_task(cfg), num_envs, backend)
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
     rollout = init_rollout(env, learner, jax.random.PRNGKey(1))
@@ -46,9 +49,9 @@ def train_rate(
     jax.block_until_ready(metrics)
     first = time.perf_counter() - start
     rollout_s = total_s = 0.0
-    has_clock = hasattr(env.backend, "physics_seconds")
-    if has_clock:
-        env.backend.physics_seconds = 0.0
+    native = env.backend if isinstance(env.backend, MujocoBackend) else None
+    if native:
+        native.physics_seconds = 0.0
     for _ in range(iterations):
         marks.clear()
         t0 = time.perf_counter()
@@ -58,7 +61,7 @@ def train_rate(
         total_s += t1 - t0
         rollout_s += marks[0] - t0 if marks else float("nan")
     steps = iterations * cfg.rollout_length * num_envs
-    same_state = steps / env.backend.physics_seconds if has_clock else float("nan")
+    same_state = steps / native.physics_seconds if native else float("nan")
     return steps / total_s, rollout_s / total_s, first, total_s / iterations, same_state
 
 
@@ -83,7 +86,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
         for n in args.num_envs:
-            raw = raw_native(model, n, 5, args.raw_seconds)
+            at_rest = raw_native(model, n, 5, in_play=False)
+            raw = rates({"raw": at_rest}, args.raw_seconds, 1)["raw"] * STEPS_PER_CALL * n
             rate, share, first, per_it, same = train_rate(backend, n, args.iterations, not args.no_phase_timing)
             print(
                 f"| {backend} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {rate / same:.0%} | "

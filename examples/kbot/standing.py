@@ -41,7 +41,7 @@ class StandingConfig(RunConfig):
     init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action")
     push_velocity: float = opt(0.3, "largest base velocity kick of a push (m/s, each of x and y)")
-    push_interval: tuple[float, ...] = opt((2.0, 4.0), "seconds between pushes, drawn uniformly in this range")
+    push_interval: tuple[float, float] = opt((2.0, 4.0), "seconds between pushes, drawn uniformly in this range")
     episode_seconds: float = opt(10.0, "episode length before truncation (s)")
     joint_noise: float = opt(0.05, "reset noise on joint angles (rad, half-width)")
 

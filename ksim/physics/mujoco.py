@@ -7,7 +7,9 @@ runs per environment or per substep.
 
 The full MuJoCo state (`mjSTATE_INTEGRATION`, float64) travels through JAX as its
 raw bits (uint32 pairs), so that it survives JAX's float32 default losslessly and
-the rollout stays a pure function of its inputs.
+the rollout stays a pure function of its inputs. Each callback takes and returns
+one packed row per env (`ksim.physics.packing`): callback operands cost a fixed
+overhead each, whatever their size.
 """
 
 import functools
@@ -21,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ksim.physics.data import RANDOMIZABLE_FIELDS, ModelParams, PhysicsData
+from ksim.physics.packing import Layout
 
 _DERIVED = ("xpos", "xquat", "sensordata", "actuator_force")
 _BAD_WARNINGS = [
@@ -45,49 +48,67 @@ class MujocoBackend:
         template = mujoco.MjData(model)
         # wall time inside MuJoCo's C calls (step, reset, forward), for benchmarks; reset it freely
         self.physics_seconds = 0.0
-        self._shapes = {
-            "raw": ((2 * self.nstate,), np.uint32),
-            "time": ((), np.float32),
-            "qpos": ((model.nq,), np.float32),
-            "qvel": ((model.nv,), np.float32),
-            "ctrl": ((model.nu,), np.float32),
-            **{name: (getattr(template, name).shape, np.float32) for name in _DERIVED},
-            "unstable": ((), np.bool_),
-        }
+        f32 = np.float32
+        raw = ((2 * self.nstate,), np.uint32)
+        self._out = Layout(
+            {
+                "raw": raw,
+                "time": ((), f32),
+                "qpos": ((model.nq,), f32),
+                "qvel": ((model.nv,), f32),
+                "ctrl": ((model.nu,), f32),
+                **{name: (getattr(template, name).shape, f32) for name in _DERIVED},
+                "unstable": ((), np.bool_),
+            }
+        )
+        self._step_in = Layout(
+            {"raw": raw, "ctrl": ((model.nu,), f32), "xfrc": ((model.nbody, 6), f32), "kick": ((model.nv,), f32)}
+        )
+        self._reset_in = Layout(
+            {
+                "done": ((), np.bool_),
+                "qpos": ((model.nq,), f32),
+                "qvel": ((model.nv,), f32),
+                **{name: (getattr(model, name).shape, f32) for name in RANDOMIZABLE_FIELDS},
+            }
+        )
 
     # ---- host side: these run inside the callbacks, on whole batches ----
 
-    def _load(self, raw: np.ndarray) -> None:
-        if raw.shape[0] != self.num_envs:
+    def _check(self, buf: np.ndarray) -> np.ndarray:
+        buf = np.asarray(buf)
+        if buf.shape[0] != self.num_envs:
             raise ValueError(
-                f"the mujoco backend was built for num_envs={self.num_envs}, got a batch of {raw.shape[0]}"
+                f"the mujoco backend was built for num_envs={self.num_envs}, got a batch of {buf.shape[0]}"
             )
-        self.batch.state[:] = np.ascontiguousarray(np.asarray(raw)).view(np.float64)
+        return buf
 
     def _warnings(self) -> np.ndarray:
         return self.batch.warning[:, _BAD_WARNINGS, 1].sum(axis=1)
 
-    def _outputs(self, unstable: np.ndarray) -> tuple[np.ndarray, ...]:
-        b = self.batch
-        out = {
-            "raw": b.state.copy().view(np.uint32),
-            "time": b.time.astype(np.float32),
-            "qpos": b.qpos.astype(np.float32),
-            "qvel": b.qvel.astype(np.float32),
-            "ctrl": b.ctrl.astype(np.float32),
-            **{name: b.bind(name).astype(np.float32) for name in _DERIVED},
-            "unstable": unstable,
-        }
-        return tuple(out[k] for k in self._shapes)
+    def _outputs(self, unstable: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """The packed output rows of envs `ids` (default: all); other rows are left zero."""
+        b, layout = self.batch, self._out
+        sel = slice(None) if ids is None else ids
+        rows = layout.empty(self.num_envs if ids is None else len(ids))
+        layout.write(rows, "raw", b.state[sel].view(np.uint32))
+        for name in ("time", "qpos", "qvel", "ctrl"):
+            layout.write(rows, name, getattr(b, name)[sel])
+        for name in _DERIVED:
+            layout.write(rows, name, b.bind(name)[sel])
+        layout.write(rows, "unstable", unstable[sel])
+        if ids is None:
+            return rows
+        out = layout.empty(self.num_envs)
+        out[ids] = rows
+        return out
 
-    def _host_step(
-        self, raw: np.ndarray, ctrl: np.ndarray, xfrc: np.ndarray, kick: np.ndarray, *, num_substeps: int
-    ) -> tuple[np.ndarray, ...]:
-        self._load(raw)
-        b = self.batch
-        b.ctrl[:] = np.asarray(ctrl)
-        b.xfrc_applied[:] = np.asarray(xfrc)
-        b.qvel[:] += np.asarray(kick)
+    def _host_step(self, packed: np.ndarray, *, num_substeps: int) -> np.ndarray:
+        packed, b, layout = self._check(packed), self.batch, self._step_in
+        b.state[:] = np.ascontiguousarray(layout.read(packed, "raw")).view(np.float64)
+        b.ctrl[:] = layout.read(packed, "ctrl")
+        b.xfrc_applied[:] = layout.read(packed, "xfrc")
+        b.qvel[:] += layout.read(packed, "kick")
         before = self._warnings()
         failed = np.zeros(self.num_envs, bool)
         start = time.perf_counter()
@@ -98,35 +119,42 @@ class MujocoBackend:
         self.physics_seconds += time.perf_counter() - start
         return self._outputs(failed | (self._warnings() > before))
 
-    def _host_reset(self, done: np.ndarray, raw: np.ndarray, qpos: np.ndarray, qvel: np.ndarray, *params: np.ndarray):
-        # callbacks may receive jax Arrays: index them as numpy, not through jax dispatch
-        qpos, qvel = np.asarray(qpos), np.asarray(qvel)
-        self._load(raw)
-        ids = np.flatnonzero(np.asarray(done))
-        b = self.batch
-        if ids.size:
-            start = time.perf_counter()
-            b.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
-            b.qpos[ids] = qpos[ids]
-            b.qvel[ids] = qvel[ids]
-            for name, value in zip(RANDOMIZABLE_FIELDS, params, strict=True):
-                b.expand(name)[ids] = np.asarray(value)[ids]
-            b.forward(ids)
-            self.physics_seconds += time.perf_counter() - start
-        return self._outputs(np.zeros(self.num_envs, bool))
+    def _host_reset(self, packed: np.ndarray) -> np.ndarray:
+        packed, layout = np.asarray(packed), self._reset_in
+        if packed.ndim == 1:
+            # no input varied across envs (a reset with no randomness), so vmap did not batch the
+            # call: every env gets the same fresh state, and the one row is broadcast back
+            every = np.broadcast_to(packed, (self.num_envs, layout.width))
+            return self._reset_rows(every, np.ones(self.num_envs, bool))[0]
+        packed = self._check(packed)
+        return self._reset_rows(packed, layout.read(packed, "done"))
+
+    def _reset_rows(self, packed: np.ndarray, done: np.ndarray) -> np.ndarray:
+        # Only the done envs' rows matter (`reset_where` keeps the others), so the batch's
+        # current state is not reloaded and nothing is computed when no env is done.
+        b, layout = self.batch, self._reset_in
+        ids = np.flatnonzero(done)
+        if not ids.size:
+            return self._out.empty(self.num_envs)
+        start = time.perf_counter()
+        b.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        b.qpos[ids] = layout.read(packed, "qpos")[ids]
+        b.qvel[ids] = layout.read(packed, "qvel")[ids]
+        for name in RANDOMIZABLE_FIELDS:
+            b.expand(name)[ids] = layout.read(packed, name)[ids]
+        b.forward(ids)
+        self.physics_seconds += time.perf_counter() - start
+        return self._outputs(np.zeros(self.num_envs, bool), ids)
 
     # ---- device side: called per env under the engine's vmap ----
 
-    def _result_shapes(self) -> tuple[jax.ShapeDtypeStruct, ...]:
-        return tuple(jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in self._shapes.values())
-
-    def _view(self, out: tuple[Array, ...]) -> PhysicsData:
-        return PhysicsData(**dict(zip(self._shapes, out, strict=True)))
+    def _call(self, host, packed: Array) -> PhysicsData:
+        shape = jax.ShapeDtypeStruct((self._out.width,), jnp.uint32)
+        return PhysicsData(**self._out.unpack(jax.pure_callback(host, shape, packed, vmap_method="broadcast_all")))
 
     def reset(self, params: ModelParams, qpos: Float[Array, " nq"], qvel: Float[Array, " nv"]) -> PhysicsData:
         """A fresh state at (qpos, qvel) with every derived field computed."""
-        blank = jnp.zeros(self._shapes["raw"][0], jnp.uint32)
-        return self._reset_call(jnp.bool_(True), blank, params, qpos, qvel)
+        return self._reset_call(jnp.bool_(True), params, qpos, qvel)
 
     def reset_where(
         self,
@@ -137,17 +165,12 @@ class MujocoBackend:
         qvel: Float[Array, " nv"],
     ) -> PhysicsData:
         """`reset(...)` where `done`, else `data` unchanged; the C call touches only done envs."""
-        fresh = self._reset_call(done, data.raw, params, qpos, qvel)
+        fresh = self._reset_call(done, params, qpos, qvel)
         return jax.tree.map(lambda new, old: jnp.where(done, new, old), fresh, data)
 
-    def _reset_call(
-        self, done: Bool[Array, ""], raw: Array, params: ModelParams, qpos: Array, qvel: Array
-    ) -> PhysicsData:
-        fields = [getattr(params, name) for name in RANDOMIZABLE_FIELDS]
-        out = jax.pure_callback(
-            self._host_reset, self._result_shapes(), done, raw, qpos, qvel, *fields, vmap_method="broadcast_all"
-        )
-        return self._view(out)
+    def _reset_call(self, done: Bool[Array, ""], params: ModelParams, qpos: Array, qvel: Array) -> PhysicsData:
+        fields = {name: getattr(params, name) for name in RANDOMIZABLE_FIELDS}
+        return self._call(self._host_reset, self._reset_in.pack(done=done, qpos=qpos, qvel=qvel, **fields))
 
     def step(
         self,
@@ -163,13 +186,5 @@ class MujocoBackend:
         `params` were written into the batch when the env was last reset.
         """
         del params
-        out = jax.pure_callback(
-            functools.partial(self._host_step, num_substeps=num_substeps),
-            self._result_shapes(),
-            data.raw,
-            ctrl,
-            xfrc_applied,
-            qvel_kick,
-            vmap_method="broadcast_all",
-        )
-        return self._view(out)
+        packed = self._step_in.pack(raw=data.raw, ctrl=ctrl, xfrc=xfrc_applied, kick=qvel_kick)
+        return self._call(functools.partial(self._host_step, num_substeps=num_substeps), packed)

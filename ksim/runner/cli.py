@@ -23,7 +23,8 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is tuple:
-        return f"{_type_name(get_args(tp)[0])},..."
+        args = get_args(tp)
+        return f"{_type_name(args[0])},..." if args[-1] is Ellipsis else ",".join(_type_name(a) for a in args)
     return "none" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
@@ -46,8 +47,12 @@ def parse_value(key: str, text: str, tp: Any) -> Any:
             raise CLIError(f"{key}={text!r}: must be one of {', '.join(map(str, allowed))}")
         return text
     if origin is tuple:
-        item = get_args(tp)[0]
-        return tuple(parse_value(key, part.strip(), item) for part in text.split(",") if part.strip())
+        args, parts = get_args(tp), [part.strip() for part in text.split(",") if part.strip()]
+        if args[-1] is Ellipsis:
+            return tuple(parse_value(key, part, args[0]) for part in parts)
+        if len(parts) != len(args):
+            raise CLIError(f"{key}={text!r}: expected {len(args)} comma-separated values ({_type_name(tp)})")
+        return tuple(parse_value(key, part, item) for part, item in zip(parts, args, strict=True))
     if tp is bool:
         if text.lower() in _TRUE | _FALSE:
             return text.lower() in _TRUE

@@ -109,6 +109,18 @@ def test_rollout_scans_a_policy(env):
     assert np.all(np.asarray(state.episode_step) < 50)
 
 
+@pytest.mark.parametrize("backend", ["mujoco", "mjx"])
+def test_a_reset_without_randomness_starts_every_env_alike(backend):
+    # no reset noise, no randomization: nothing in the reset varies across envs, so vmap leaves
+    # the backend's reset unbatched; it must still reset every env (the native batch included)
+    env = ksim.Env(hopper_task(resets=[], events=[]), num_envs=E, physics_backend=backend)
+    state = env.reset(jax.random.key(5))
+    np.testing.assert_allclose(state.physics.qpos, np.tile(env.model.qpos0, (E, 1)), atol=1e-6)
+    state, tr = env.step(state, env.zero_action())
+    np.testing.assert_allclose(state.physics.qpos, np.tile(state.physics.qpos[0], (E, 1)), atol=1e-6)
+    assert np.allclose(state.physics.time, 0.02) and np.all(np.isfinite(np.asarray(tr.reward)))
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="ctrl_dt=0.013 is not a whole multiple"):
         ksim.Env(hopper_task(ctrl_dt=0.013), num_envs=1, physics_backend="mujoco")

@@ -2,7 +2,7 @@ import pytest
 
 from examples.cartpole.cartpole import CartPoleConfig, make_task
 from ksim.runner import resolve_config, run
-from ksim.runner.cli import CLIError, help_text, parse_overrides
+from ksim.runner.cli import CLIError, help_text, parse_overrides, parse_value
 
 
 def test_overrides_are_typed():
@@ -18,6 +18,12 @@ def test_overrides_are_typed():
     }
     cfg = resolve_config(CartPoleConfig, ["num_envs=16", "num_minibatches=2", "physics_backend=mjx"])
     assert (cfg.num_envs, cfg.num_minibatches, cfg.physics_backend) == (16, 2, "mjx")
+
+
+def test_fixed_length_tuples_check_their_length():
+    assert parse_value("push_interval", "1, 3.5", tuple[float, float]) == (1.0, 3.5)
+    with pytest.raises(CLIError, match=r"push_interval='1,2,3': expected 2 comma-separated values \(float,float\)"):
+        parse_value("push_interval", "1,2,3", tuple[float, float])
 
 
 @pytest.mark.parametrize(
