@@ -6,7 +6,8 @@ components (observations, rewards, terminations, resets, pushes, randomization):
 - raw `mujoco.batch.Batch.step(nstep=substeps)` with controls written each step, at rest
   (robots fall once and lie still) and in play (fallen robots restart from the stance);
 - the ksim engine on the `mujoco` backend (a jitted scan with zero actions);
-- raw `jax.vmap(mjx.step)` (a jitted scan of fori_loops over substeps);
+- raw `jax.vmap(mjx.step)` (a jitted scan of fori_loops over substeps; on a CPU, vmapped
+  in chunks of 32 envs like the engine, see `ksim.engine.env.MJX_CPU_CHUNK`);
 - the ksim engine on the `mjx` backend.
 
 Usage: python -m bench.physics [--num-envs 128 1024 4096] [--backends mujoco mjx] [--seconds 6] [--rounds 3]
@@ -14,6 +15,7 @@ One env-step is one control step (ctrl_dt / dt physics substeps) of one env.
 """
 
 import argparse
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from mujoco import mjx
 
 import ksim
 from ksim import components as c
+from ksim.engine.env import MJX_CPU_CHUNK, chunked_vmap
 
 KBOT = "examples/kbot/scene.xml"
 STEPS_PER_CALL = 20
@@ -104,12 +107,15 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int) -> Callable[[],
     mx = mjx.put_model(model)
     one = mjx.make_data(mx).replace(qpos=jnp.asarray(model.key_qpos[0]), ctrl=jnp.asarray(model.key_ctrl[0]))
     data = jax.tree.map(lambda x: jnp.array(jnp.broadcast_to(x, (num_envs, *x.shape))), one)
-    step = jax.vmap(mjx.step, in_axes=(None, 0))
+    one_step = functools.partial(mjx.step, mx)
+    # on a CPU, in chunks of envs as the engine does (ksim.engine.env.MJX_CPU_CHUNK: a plain vmap hangs)
+    on_cpu = jax.default_backend() == "cpu" and num_envs > MJX_CPU_CHUNK
+    step = chunked_vmap(one_step, num_envs, MJX_CPU_CHUNK) if on_cpu else jax.vmap(one_step)
 
     @jax.jit
     def rollout(d: mjx.Data) -> mjx.Data:
         def control_step(d: mjx.Data, _: None) -> tuple[mjx.Data, None]:
-            return jax.lax.fori_loop(0, substeps, lambda _, x: step(mx, x), d), None
+            return jax.lax.fori_loop(0, substeps, lambda _, x: step(x), d), None
 
         return jax.lax.scan(control_step, d, None, length=STEPS_PER_CALL)[0]
 
@@ -143,7 +149,6 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
     parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the seconds are split into")
-    parser.add_argument("--force", action="store_true", help="run MJX on a CPU above 32 envs anyway (it may hang)")
     args = parser.parse_args()
     model = ksim.Task.load_model(kbot_task())
     substeps = kbot_task().num_substeps(model)
@@ -158,11 +163,6 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
         for n in args.num_envs:
-            if backend == "mjx" and jax.default_backend() == "cpu" and n > 32 and not args.force:
-                # jax 0.10.2 / mjx 3.17 on a 2-core CPU: raw vmapped mjx.step on K-Bot hangs at 0% CPU from
-                # 64 envs on (README, "MJX hangs on a CPU"); skip rather than block the whole run
-                print(f"| mjx | {n} | skipped on CPU (hang above 32 envs; --force to try) | | | | | |", flush=True)
-                continue
             ours, first = engine(backend, n)
             calls = {"engine": ours}
             if backend == "mujoco":

@@ -28,6 +28,27 @@ MAX_SPEED = 1e3
 PRNG_IMPL = "philox4x32"
 
 
+# jax's CPU LAPACK kernels split a large batched Cholesky (MJX factors the mass matrix and
+# the Newton Hessian with one) into parts run on XLA's intra-op threads, and wait for the parts
+# on a pool thread; on a 2-core CPU two such calls in flight fill the pool and hang (0% CPU).
+# Batches of this many envs stay below the split, so MJX on a CPU steps envs in such chunks.
+MJX_CPU_CHUNK = 32
+
+
+def chunked_vmap(fn: Callable, num: int, chunk: int) -> Callable:
+    """`jax.vmap(fn)` over a leading axis of size `num`, run as a scan over chunks of <= `chunk` envs."""
+    size = max(d for d in range(1, min(chunk, num) + 1) if num % d == 0)
+    batched = jax.vmap(fn)
+
+    def run(*args: Any) -> Any:
+        # explicit shapes: some mjx.Data leaves are zero-sized, which `-1` reshapes cannot infer
+        split = jax.tree.map(lambda x: x.reshape((num // size, size, *x.shape[1:])), args)
+        out = jax.lax.map(lambda a: batched(*a), split)
+        return jax.tree.map(lambda x: x.reshape((num, *x.shape[2:])), out)
+
+    return run
+
+
 def engine_key(rng: PRNGKeyArray) -> PRNGKeyArray:
     """A `PRNG_IMPL` key drawn from `rng` (a typed key of any implementation, or a legacy uint32 key)."""
     return jax.random.wrap_key_data(jax.random.bits(rng, (2,), jnp.uint32), impl=PRNG_IMPL)
@@ -75,7 +96,7 @@ class Env:
         self.default_params = ModelParams.from_model(model)
         self.reset = jax.jit(self._reset_batch)
         # the batched step, un-jitted, for learners that compose it into their own programs
-        self.step_batch = jax.vmap(self._step_one)
+        self.step_batch = self._batched(self._step_one)
         self.step = jax.jit(self.step_batch, donate_argnums=0)
 
     # ---- one env ----
@@ -252,8 +273,14 @@ class Env:
 
     # ---- the batch ----
 
+    def _batched(self, fn: Callable) -> Callable:
+        """`vmap(fn)` over envs; in chunks for MJX on a CPU (see `MJX_CPU_CHUNK`)."""
+        if self.backend.name == "mjx" and jax.default_backend() == "cpu" and self.num_envs > MJX_CPU_CHUNK:
+            return chunked_vmap(fn, self.num_envs, MJX_CPU_CHUNK)
+        return jax.vmap(fn)
+
     def _reset_batch(self, rng: PRNGKeyArray) -> EnvState:
-        return jax.vmap(self._reset_one)(jax.random.split(rng, self.num_envs))
+        return self._batched(self._reset_one)(jax.random.split(rng, self.num_envs))
 
     def rollout_fn(
         self, policy: Policy, num_steps: int

@@ -135,3 +135,28 @@ def test_auto_backend_picks_mujoco_on_cpu():
 
     expected = "mujoco" if jax.default_backend() == "cpu" else "mjx"
     assert resolve_backend_name("auto") == expected
+
+
+def test_chunked_vmap_matches_vmap_with_keys_and_empty_leaves():
+    from ksim.engine.env import chunked_vmap
+
+    def fn(key, x, empty):
+        return jax.random.normal(key, (2,)) + x.sum(), empty * 2
+
+    keys = jax.random.split(jax.random.key(0), 12)
+    x, empty = jnp.arange(36.0).reshape(12, 3), jnp.zeros((12, 0))
+    expected = jax.vmap(fn)(keys, x, empty)
+    got = jax.jit(chunked_vmap(fn, 12, 5))(keys, x, empty)  # 12 envs in chunks of 4
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_mjx_on_cpu_above_the_chunk_size_matches_a_plain_vmap():
+    # MJX on a CPU runs envs in chunks (jax's batched LAPACK Cholesky can hang on 2 cores above 32)
+    env = ksim.Env(hopper_task(), num_envs=40, physics_backend="mjx")
+    chunked = env.reset(jax.random.key(6))
+    plain = jax.jit(jax.vmap(env._reset_one))(jax.random.split(jax.random.key(6), 40))
+    np.testing.assert_allclose(chunked.physics.qpos, plain.physics.qpos, atol=1e-6)
+    np.testing.assert_allclose(chunked.obs["joint_position"], plain.obs["joint_position"], atol=1e-6)
+    assert len({tuple(np.round(q, 6)) for q in np.asarray(chunked.physics.qpos[:, 7:])}) == 40
