@@ -14,6 +14,7 @@ overhead each, whatever their size.
 
 import functools
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -148,7 +149,7 @@ class MujocoBackend:
 
     # ---- device side: called per env under the engine's vmap ----
 
-    def _call(self, host, packed: Array) -> PhysicsData:
+    def _call(self, host: Callable[[np.ndarray], np.ndarray], packed: Array) -> PhysicsData:
         shape = jax.ShapeDtypeStruct((self._out.width,), jnp.uint32)
         return PhysicsData(**self._out.unpack(jax.pure_callback(host, shape, packed, vmap_method="broadcast_all")))
 
