@@ -60,8 +60,8 @@ class Layout:
     def unpack(self, row: UInt32[Array, " width"]) -> dict[str, Array]:
         """The fields of one packed row, with their shapes and dtypes."""
         out = {}
-        for (name, (shape, dtype)), cols in zip(self.fields.items(), self.slices.values(), strict=True):
-            x = row[cols]
+        for name, (shape, dtype) in self.fields.items():
+            x = row[self.slices[name]]
             if np.dtype(dtype) == np.float32:
                 x = jax.lax.bitcast_convert_type(x, jnp.float32)
             elif np.dtype(dtype) == np.bool_:
