@@ -1,9 +1,11 @@
 """The native backend: MuJoCo's threaded `mujoco.batch.Batch`, called from inside jit.
 
 The engine is written for one environment and vmapped; here the vmapped physics
-calls become one `jax.pure_callback` each (`vmap_method="broadcast_all"`), so that
-a single C call steps every environment on the batch's thread pool. No Python
-runs per environment or per substep.
+calls become one host callback each (`vmap_method="broadcast_all"`), so that a
+single C call steps every environment on the batch's thread pool. No Python runs
+per environment or per substep. The callbacks are `buffer_callback`s: the host
+reads XLA's input buffer and writes the output buffer in place, where
+`jax.pure_callback` would copy both through `jax.device_put`.
 
 The full MuJoCo state (`mjSTATE_INTEGRATION`, float64) travels through JAX as its
 raw bits (uint32 pairs), so that it survives JAX's float32 default losslessly and
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import mujoco
 import mujoco.batch
 import numpy as np
+from jax.experimental.buffer_callback import Buffer, ExecutionContext, buffer_callback
 from jaxtyping import Array, Bool, Float
 
 from ksim.physics.data import RANDOMIZABLE_FIELDS, ModelParams, PhysicsData
@@ -87,24 +90,25 @@ class MujocoBackend:
     def _warnings(self) -> np.ndarray:
         return self.batch.warning[:, _BAD_WARNINGS, 1].sum(axis=1)
 
-    def _outputs(self, unstable: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
-        """The packed output rows of envs `ids` (default: all); other rows are left zero."""
+    def _outputs(self, out: np.ndarray, unstable: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """Write the packed output rows of envs `ids` (default: all) into `out`; zero the others."""
         b, layout = self.batch, self._out
-        sel = slice(None) if ids is None else ids
-        rows = layout.empty(self.num_envs if ids is None else len(ids))
+        sel: slice | np.ndarray
+        if ids is None:
+            rows, sel = out, slice(None)
+        else:
+            out[...] = 0
+            rows, sel = layout.empty(len(ids)), ids
         layout.write(rows, "raw", b.state[sel].view(np.uint32))
         for name in ("time", "qpos", "qvel", "ctrl"):
             layout.write(rows, name, getattr(b, name)[sel])
         for name in _DERIVED:
             layout.write(rows, name, b.bind(name)[sel])
         layout.write(rows, "unstable", unstable[sel])
-        if ids is None:
-            return rows
-        out = layout.empty(self.num_envs)
-        out[ids] = rows
-        return out
+        if ids is not None:
+            out[ids] = rows
 
-    def _host_step(self, packed: np.ndarray, *, num_substeps: int) -> np.ndarray:
+    def _host_step(self, out: np.ndarray, packed: np.ndarray, *, num_substeps: int) -> None:
         packed, b, layout = self._check(packed), self.batch, self._step_in
         b.state[:] = np.ascontiguousarray(layout.read(packed, "raw")).view(np.float64)
         b.ctrl[:] = layout.read(packed, "ctrl")
@@ -118,25 +122,29 @@ class MujocoBackend:
         except mujoco.batch.SimulationError as err:  # those envs kept their old state
             failed[err.ids] = True
         self.physics_seconds += time.perf_counter() - start
-        return self._outputs(failed | (self._warnings() > before))
+        self._outputs(out, failed | (self._warnings() > before))
 
-    def _host_reset(self, packed: np.ndarray) -> np.ndarray:
-        packed, layout = np.asarray(packed), self._reset_in
+    def _host_reset(self, out: np.ndarray, packed: np.ndarray) -> None:
+        layout = self._reset_in
         if packed.ndim == 1:
             # no input varied across envs (a reset with no randomness), so vmap did not batch the
             # call: every env gets the same fresh state, and the one row is broadcast back
             every = np.broadcast_to(packed, (self.num_envs, layout.width))
-            return self._reset_rows(every, np.ones(self.num_envs, bool))[0]
+            rows = self._out.empty(self.num_envs)
+            self._reset_rows(rows, every, np.ones(self.num_envs, bool))
+            out[...] = rows[0]
+            return
         packed = self._check(packed)
-        return self._reset_rows(packed, layout.read(packed, "done"))
+        self._reset_rows(out, packed, layout.read(packed, "done"))
 
-    def _reset_rows(self, packed: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def _reset_rows(self, out: np.ndarray, packed: np.ndarray, done: np.ndarray) -> None:
         # Only the done envs' rows matter (`reset_where` keeps the others), so the batch's
         # current state is not reloaded and nothing is computed when no env is done.
         b, layout = self.batch, self._reset_in
         ids = np.flatnonzero(done)
         if not ids.size:
-            return self._out.empty(self.num_envs)
+            out[...] = 0
+            return
         start = time.perf_counter()
         b.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         b.qpos[ids] = layout.read(packed, "qpos")[ids]
@@ -145,13 +153,17 @@ class MujocoBackend:
             b.expand(name)[ids] = layout.read(packed, name)[ids]
         b.forward(ids)
         self.physics_seconds += time.perf_counter() - start
-        return self._outputs(np.zeros(self.num_envs, bool), ids)
+        self._outputs(out, np.zeros(self.num_envs, bool), ids)
 
     # ---- device side: called per env under the engine's vmap ----
 
-    def _call(self, host: Callable[[np.ndarray], np.ndarray], packed: Array) -> PhysicsData:
+    def _call(self, host: Callable[[np.ndarray, np.ndarray], None], packed: Array) -> PhysicsData:
+        def on_buffers(ctx: ExecutionContext, out: Buffer, packed: Buffer) -> None:
+            host(np.asarray(out), np.asarray(packed))
+
         shape = jax.ShapeDtypeStruct((self._out.width,), jnp.uint32)
-        return PhysicsData(**self._out.unpack(jax.pure_callback(host, shape, packed, vmap_method="broadcast_all")))
+        call = buffer_callback(on_buffers, shape, vmap_method="broadcast_all")
+        return PhysicsData(**self._out.unpack(call(packed)))
 
     def reset(self, params: ModelParams, qpos: Float[Array, " nq"], qvel: Float[Array, " nv"]) -> PhysicsData:
         """A fresh state at (qpos, qvel) with every derived field computed."""

@@ -160,3 +160,11 @@ def test_mjx_on_cpu_above_the_chunk_size_matches_a_plain_vmap():
     np.testing.assert_allclose(chunked.physics.qpos, plain.physics.qpos, atol=1e-6)
     np.testing.assert_allclose(chunked.obs["joint_position"], plain.obs["joint_position"], atol=1e-6)
     assert len({tuple(np.round(q, 6)) for q in np.asarray(chunked.physics.qpos[:, 7:])}) == 40
+
+
+def test_native_backend_names_a_batch_of_the_wrong_size():
+    env = ksim.Env(hopper_task(), num_envs=E, physics_backend="mujoco")
+    state = env.reset(jax.random.key(0))
+    doubled = jax.tree.map(lambda x: jnp.concatenate([x, x]), state)
+    with pytest.raises(Exception, match=f"built for num_envs={E}, got a batch of {2 * E}"):
+        env.step(doubled, jnp.zeros((2 * E, env.model.nu)))
