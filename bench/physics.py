@@ -81,6 +81,11 @@ def rates(calls: dict[str, Callable[[], None]], seconds: float, rounds: int) -> 
     return {name: float(np.median(s)) for name, s in samples.items()}
 
 
+def settle_calls(model: mujoco.MjModel, substeps: int) -> int:
+    """Calls of STEPS_PER_CALL control steps that cover SETTLE_SECONDS."""
+    return round(SETTLE_SECONDS / (STEPS_PER_CALL * model.opt.timestep * substeps))
+
+
 def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) -> Callable[[], None]:
     """Bare `mujoco.batch` control steps at the stance's controls.
 
@@ -102,7 +107,7 @@ def raw_native(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: boo
                     batch.reset(ids, keyframe=0)
 
     if not in_play:
-        for _ in range(round(SETTLE_SECONDS / (STEPS_PER_CALL * model.opt.timestep * substeps))):
+        for _ in range(settle_calls(model, substeps)):
             call()
     return call
 
@@ -139,7 +144,7 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) 
 
     box = [rollout(data)]  # one call first, so that later calls see the same input types
     if not in_play:
-        for _ in range(round(SETTLE_SECONDS / (STEPS_PER_CALL * model.opt.timestep * substeps))):
+        for _ in range(settle_calls(model, substeps)):
             box[0] = rollout(box[0])
 
     def call() -> None:
