@@ -29,7 +29,7 @@ from mujoco import mjx
 
 import ksim
 from ksim import components as c
-from ksim.engine.env import MJX_CPU_CHUNK, chunked_vmap
+from ksim.engine.env import vmap_mjx
 
 KBOT = "examples/kbot/scene.xml"
 STEPS_PER_CALL = 20
@@ -134,9 +134,8 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) 
         restart = (d.qpos[2] < 0.4) | (d.time >= 10.0)
         return jax.tree.map(lambda new, old: jnp.where(restart, new, old), stance, d)
 
-    # on a CPU, in chunks of envs as the engine does (ksim.engine.env.MJX_CPU_CHUNK: a plain vmap hangs)
-    on_cpu = jax.default_backend() == "cpu" and num_envs > MJX_CPU_CHUNK
-    step = chunked_vmap(one_step, num_envs, MJX_CPU_CHUNK) if on_cpu else jax.vmap(one_step)
+    # batched as the engine batches MJX (on a CPU in chunks: a plain vmap can hang, see MJX_CPU_CHUNK)
+    step = vmap_mjx(one_step, num_envs)
 
     @jax.jit
     def rollout(d: mjx.Data) -> mjx.Data:

@@ -49,6 +49,13 @@ def chunked_vmap(fn: Callable, num: int, chunk: int) -> Callable:
     return run
 
 
+def vmap_mjx(fn: Callable, num_envs: int) -> Callable:
+    """`jax.vmap(fn)` over `num_envs` MJX envs: in chunks of `MJX_CPU_CHUNK` on a CPU, plain elsewhere."""
+    if jax.default_backend() == "cpu" and num_envs > MJX_CPU_CHUNK:
+        return chunked_vmap(fn, num_envs, MJX_CPU_CHUNK)
+    return jax.vmap(fn)
+
+
 def engine_key(rng: PRNGKeyArray) -> PRNGKeyArray:
     """A `PRNG_IMPL` key drawn from `rng` (a typed key of any implementation, or a legacy uint32 key)."""
     return jax.random.wrap_key_data(jax.random.bits(rng, (2,), jnp.uint32), impl=PRNG_IMPL)
@@ -275,9 +282,7 @@ class Env:
 
     def _batched(self, fn: Callable) -> Callable:
         """`vmap(fn)` over envs; in chunks for MJX on a CPU (see `MJX_CPU_CHUNK`)."""
-        if self.backend.name == "mjx" and jax.default_backend() == "cpu" and self.num_envs > MJX_CPU_CHUNK:
-            return chunked_vmap(fn, self.num_envs, MJX_CPU_CHUNK)
-        return jax.vmap(fn)
+        return vmap_mjx(fn, self.num_envs) if self.backend.name == "mjx" else jax.vmap(fn)
 
     def _reset_batch(self, rng: PRNGKeyArray) -> EnvState:
         return self._batched(self._reset_one)(jax.random.split(rng, self.num_envs))

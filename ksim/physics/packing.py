@@ -3,9 +3,9 @@
 Host callbacks pay per operand, whatever its size (measured on the 2-core VM at 128
 envs: `jax.pure_callback` ~20 µs each; a `buffer_callback` with one operand ~3 µs, with
 ten ~40 µs), so the native backend sends and receives one packed `uint32` row per env
-instead of a dozen arrays. Every field is made of
-32-bit words (float32, uint32, or a bool stored as one word), so packing is a
-bitcast and a concatenation, with no conversion.
+instead of a dozen arrays. Every field is made of 32-bit words (float32, uint32, or
+a bool stored as one word), so packing is a bitcast and a concatenation, with no
+conversion.
 """
 
 import math
