@@ -1,24 +1,27 @@
 """Env-steps/s of the ksim engine on each backend, beside the raw physics limits.
 
-Measured side by side in one run, on the K-Bot model with its standing-style
-components (observations, rewards, terminations, resets, pushes, randomization):
+Measured side by side in one run, on the K-Bot standing task that users train
+(`examples.kbot.standing`: its observations, rewards, terminations, resets, pushes and
+randomizations):
 
 - raw `mujoco.batch.Batch.step(nstep=substeps)` with controls written each step, at rest
   (robots fall once and lie still) and in play (fallen robots restart from the stance);
 - the ksim engine on the `mujoco` backend (a jitted scan with zero actions);
 - raw `jax.vmap(mjx.step)` (a jitted scan of fori_loops over substeps; on a CPU, vmapped
-  in chunks of 32 envs like the engine, see `ksim.engine.env.MJX_CPU_CHUNK`), at rest and
+  in chunks of 32 envs like the engine, see `ksim.physics.mjx.MJX_CPU_CHUNK`), at rest and
   in play as above;
 - the ksim engine on the `mjx` backend.
 
-Usage: python -m bench.physics [--num-envs 128 1024 4096] [--backends mujoco mjx] [--seconds 6] [--rounds 3]
+Usage: python -m bench.physics [num_envs=128,1024,4096] [backends=mujoco,mjx] [seconds=6] [rounds=3]
 One env-step is one control step (ctrl_dt / dt physics substeps) of one env.
 """
 
-import argparse
 import platform
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -28,42 +31,29 @@ import numpy as np
 from mujoco import mjx
 
 import ksim
-from ksim import components as c
-from ksim.engine.env import vmap_mjx
+from examples.kbot.standing import StandingConfig, make_task
+from ksim.config import opt
+from ksim.engine.rollout import ZeroPolicy, init_rollout, rollout
+from ksim.physics.mjx import vmap_envs
+from ksim.runner.cli import command_line
 
-KBOT = "examples/kbot/scene.xml"
 STEPS_PER_CALL = 20
 # "at rest" limits first step this long, so that every robot has fallen and lies still
 SETTLE_SECONDS = 3.0
 
 
+@dataclass(kw_only=True)
+class PhysicsBenchConfig:
+    """Engine env-steps/s against raw physics, per backend and number of envs."""
+
+    num_envs: tuple[int, ...] = opt((128, 1024, 4096), "numbers of envs, e.g. 128,1024", ge=1)
+    backends: tuple[Literal["mujoco", "mjx"], ...] = opt(("mujoco", "mjx"), "backends to measure")
+    seconds: float = opt(6.0, "timed seconds per measurement", gt=0)
+    rounds: int = opt(3, "alternating rounds the seconds are split into", ge=1)
+
+
 def kbot_task() -> ksim.Task:
-    feet = ("left_foot_touch", "right_foot_touch")
-    return ksim.Task(
-        model_path=KBOT,
-        actuators=c.PDActuators(),
-        observations=[
-            c.JointPosition(relative_to_keyframe="stance", noise=c.GaussianNoise(std=0.01)),
-            c.JointVelocity(noise=c.GaussianNoise(std=0.1)),
-            c.ProjectedGravity(),
-            c.SensorObservation(name="gyro", sensor="imu_gyro"),
-            c.FootContact(sensors=feet),
-            c.PreviousAction(),
-        ],
-        critic_observations=[c.BaseLinearVelocity(), c.ActuatorForce()],
-        rewards=[
-            c.StayAlive(),
-            c.Upright(),
-            c.BaseHeight(target=0.68),
-            c.JointDeviation(scale=-0.1),
-            c.ActionRate(scale=-0.01),
-            c.Torque(scale=-1e-4),
-        ],
-        terminations=[c.BaseHeightOutOfRange(min_height=0.4), c.NotUpright(), c.EpisodeLength(max_seconds=10.0)],
-        resets=[c.StanceReset(joint_pos_noise=0.05)],
-        events=[c.VelocityPush(interval_seconds=(2.0, 4.0))],
-        randomizations=[c.FloorFriction(), c.BodyMass(), c.ActuatorGains()],
-    )
+    return make_task(StandingConfig())
 
 
 def rates(calls: dict[str, Callable[[], None]], seconds: float, rounds: int) -> dict[str, float]:
@@ -135,7 +125,7 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) 
         return jax.tree.map(lambda new, old: jnp.where(restart, new, old), stance, d)
 
     # batched as the engine batches MJX (on a CPU in chunks: a plain vmap can hang, see MJX_CPU_CHUNK)
-    step = vmap_mjx(one_step, num_envs)
+    step = vmap_envs(one_step, num_envs)
 
     @jax.jit
     def rollout(d: mjx.Data) -> mjx.Data:
@@ -155,13 +145,14 @@ def raw_mjx(model: mujoco.MjModel, num_envs: int, substeps: int, in_play: bool) 
 def engine(backend: str, num_envs: int) -> tuple[Callable[[], None], float]:
     """(a call running STEPS_PER_CALL engine steps at zero action, the first call's seconds)."""
     env = ksim.Env(kbot_task(), num_envs=num_envs, physics_backend=backend)
-    rollout = env.rollout_fn(lambda obs, rng: jnp.zeros((num_envs, env.model.nu)), STEPS_PER_CALL)
-    box = [env.reset(jax.random.key(0))]
+    policy = ZeroPolicy(env.model.nu)
+    run = jax.jit(lambda s, rng: rollout(env, policy, None, s, rng, STEPS_PER_CALL), donate_argnums=0)
+    box = [init_rollout(env, policy, None, jax.random.key(0))]
     keys = iter(jax.random.split(jax.random.key(1), 1_000_000))
 
     def call() -> None:
-        box[0], traj = rollout(box[0], next(keys))
-        jax.block_until_ready(traj.reward)
+        box[0], steps = run(box[0], next(keys))
+        jax.block_until_ready(steps.transition.reward)
 
     start = time.perf_counter()
     call()
@@ -169,12 +160,7 @@ def engine(backend: str, num_envs: int) -> tuple[Callable[[], None], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[128, 1024, 4096])
-    parser.add_argument("--backends", nargs="+", default=["mujoco", "mjx"], choices=["mujoco", "mjx"])
-    parser.add_argument("--seconds", type=float, default=6.0, help="timed seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds the seconds are split into")
-    args = parser.parse_args()
+    args = command_line(PhysicsBenchConfig, sys.argv[1:], "python -m bench.physics")
     model = ksim.Task.load_model(kbot_task())
     substeps = kbot_task().num_substeps(model)
     print(

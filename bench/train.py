@@ -1,6 +1,6 @@
 """Training throughput (rollout + PPO update) of the K-Bot standing task beside raw physics.
 
-    python -m bench.train --num-envs 256 512 1024 --iterations 8
+    python -m bench.train num_envs=256,512,1024 iterations=8
 
 For each num_envs it measures, in one run: raw `mujoco.batch` control steps/s on the
 same model and substeps, and PPO training env-steps/s with the standing task's default
@@ -14,19 +14,34 @@ timed training iterations: the physics cost of exactly the states (and resets) t
 training visits, where robots are kept standing, falling and being reset.
 """
 
-import argparse
+import sys
 import time
-from typing import cast
+from dataclasses import dataclass
+from typing import Literal, cast
 
 import jax
 
 from bench.physics import STEPS_PER_CALL, rates, raw_native
 from examples.kbot.standing import StandingConfig, make_task
+from ksim.config import opt
 from ksim.engine.env import Env
 from ksim.physics import BackendName
 from ksim.physics.mujoco import MujocoBackend
-from ksim.rl.learner import init_learner, init_rollout, make_train_step
+from ksim.rl.learner import init_learner, make_train_step, start_rollout
+from ksim.runner.cli import command_line
 from ksim.runner.profiling import setup_compile_cache
+
+
+@dataclass(kw_only=True)
+class TrainBenchConfig:
+    """PPO training env-steps/s of the standing task beside raw physics, per backend and number of envs."""
+
+    num_envs: tuple[int, ...] = opt((256, 512, 1024), "numbers of envs, e.g. 256,512", ge=1)
+    backends: tuple[Literal["mujoco", "mjx"], ...] = opt(("mujoco",), "backends to measure")
+    iterations: int = opt(8, "timed iterations after the first (compiling) one", ge=1)
+    raw_seconds: float = opt(4.0, "seconds of the raw physics measurement", gt=0)
+    compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent compile cache folder ('' turns it off)")
+    phase_timing: bool = opt(True, "split rollout from update time (a host callback: mjx then cannot cache the step)")
 
 
 def train_rate(
@@ -40,7 +55,7 @@ def train_rate(
     cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend))
     env = Env(make_task(cfg), num_envs, backend)
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
-    rollout = init_rollout(env, learner, jax.random.PRNGKey(1))
+    rollout = start_rollout(env, learner, jax.random.PRNGKey(1))
     marks: list[float] = []
     mark = (lambda _: marks.append(time.perf_counter())) if phase_timing else None
     step = make_train_step(env, cfg, mark)
@@ -66,16 +81,7 @@ def train_rate(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-envs", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--backends", nargs="+", default=["mujoco"], choices=["mujoco", "mjx"])
-    parser.add_argument("--iterations", type=int, default=8)
-    parser.add_argument("--raw-seconds", type=float, default=4.0)
-    parser.add_argument("--compile-cache", default="~/.cache/jax/jaxcache")
-    parser.add_argument(
-        "--no-phase-timing", action="store_true", help="no rollout/update split (no host callback: mjx caches the step)"
-    )
-    args = parser.parse_args()
+    args = command_line(TrainBenchConfig, sys.argv[1:], "python -m bench.train")
     setup_compile_cache(args.compile_cache)
     model = make_task(StandingConfig()).load_model()
     print(f"devices: {jax.devices()}")
@@ -88,7 +94,7 @@ def main() -> None:
         for n in args.num_envs:
             at_rest = raw_native(model, n, 5, in_play=False)
             raw = rates({"raw": at_rest}, args.raw_seconds, 1)["raw"] * STEPS_PER_CALL * n
-            rate, share, first, per_it, same = train_rate(backend, n, args.iterations, not args.no_phase_timing)
+            rate, share, first, per_it, same = train_rate(backend, n, args.iterations, args.phase_timing)
             print(
                 f"| {backend} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {rate / same:.0%} | "
                 f"{share:.0%} | {first:.1f} | {per_it:.2f} |",

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
 
 from ksim.components.base import StepContext
+from ksim.engine.rollout import Policy, PolicyOutput
 from ksim.physics.data import PhysicsData
 
 ASSETS = Path(__file__).parent / "assets"
@@ -33,12 +35,26 @@ def physics_of(model: mujoco.MjModel, data: mujoco.MjData) -> PhysicsData:
     )
 
 
+class UniformPolicy(Policy):
+    """Actions uniform in ±`scale`, independent per env and step; the carry counts the episode's steps."""
+
+    def __init__(self, nu: int, scale: float = 1.0) -> None:
+        self.nu, self.scale = nu, scale
+
+    def init_carry(self, params):
+        return jnp.zeros(1, jnp.int32)
+
+    def __call__(self, params, obs, carry, rng):
+        action = self.scale * jax.random.uniform(rng, (self.nu,), minval=-1, maxval=1)
+        return PolicyOutput(action, carry + 1, jnp.float32(0.0), action)
+
+
 def context(
     model: mujoco.MjModel,
     qpos=None,
     qvel=None,
-    action=None,
-    prev_action=None,
+    action_t=None,
+    action_t_minus_1=None,
     command=None,
     episode_step: int = 1,
     ctrl_dt: float = 0.02,
@@ -54,9 +70,8 @@ def context(
     zeros = jnp.zeros(model.nu)
     return StepContext(
         physics=physics,
-        physics_before=physics,
-        action=zeros if action is None else jnp.asarray(action, jnp.float32),
-        prev_action=zeros if prev_action is None else jnp.asarray(prev_action, jnp.float32),
+        action_t=zeros if action_t is None else jnp.asarray(action_t, jnp.float32),
+        action_t_minus_1=zeros if action_t_minus_1 is None else jnp.asarray(action_t_minus_1, jnp.float32),
         command=command or {},
         episode_step=jnp.int32(episode_step),
         ctrl_dt=ctrl_dt,

@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 import ksim
 from ksim.components import EpisodeLength, Reset, Reward, SensorObservation, StayAlive, Termination, TorqueActuators
 from ksim.components.base import StepContext, sensor_slice
-from ksim.rl.ppo import opt
+from ksim.config import opt
 from ksim.runner import run
 from ksim.runner.config import RunConfig
 
@@ -71,14 +71,14 @@ class RandomStart(Reset):
 class CartPoleConfig(RunConfig):
     """Cart-pole balancing with PPO."""
 
-    num_envs: int = opt(64, "environments simulated in parallel")
-    rollout_length: int = opt(32, "control steps per env per rollout (T)")
-    actor_hidden: tuple[int, ...] = opt((32, 32), "actor MLP hidden widths")
-    critic_hidden: tuple[int, ...] = opt((32, 32), "critic MLP hidden widths")
-    learning_rate: float = opt(1e-3, "Adam learning rate (the initial one when adaptive_lr is on)")
-    init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
-    episode_seconds: float = opt(5.0, "episode length before truncation (s)")
-    video_every_iters: int = opt(0, "write a validation mp4 every this many iterations (0: never)")
+    num_envs: int = opt(64)
+    rollout_length: int = opt(32)
+    actor_hidden: tuple[int, ...] = opt((32, 32))
+    critic_hidden: tuple[int, ...] = opt((32, 32))
+    learning_rate: float = opt(1e-3)
+    init_action_std: float = opt(1.0)
+    episode_seconds: float = opt(5.0, "episode length before truncation (s)", gt=0)
+    video_every_iters: int = opt(0)
 
 
 def make_task(cfg: CartPoleConfig) -> ksim.Task:

@@ -1,5 +1,6 @@
-"""What the K-Bot tasks share: the model, its actuators, what the robot senses and how it fails."""
+"""What the K-Bot tasks share: config defaults, the model, its actuators, what the robot senses and how it fails."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ksim.components import (
@@ -18,9 +19,21 @@ from ksim.components import (
     SensorObservation,
     Termination,
 )
+from ksim.config import opt
+from ksim.runner.config import RunConfig
 
 SCENE = Path(__file__).parent / "scene.xml"
 FEET = ("left_foot_touch", "right_foot_touch")
+
+
+@dataclass(kw_only=True)
+class KBotConfig(RunConfig):
+    """Defaults every K-Bot task trains with."""
+
+    num_envs: int = opt(512)
+    rollout_length: int = opt(24)
+    init_action_std: float = opt(1.0)
+    action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action", gt=0)
 
 
 def actuators(action_scale: float, max_latency_steps: int = 1) -> PDActuators:

@@ -26,24 +26,18 @@ from ksim.components import (
     Upright,
     VelocityPush,
 )
-from ksim.rl.ppo import opt
+from ksim.config import opt
 from ksim.runner import run
-from ksim.runner.config import RunConfig
 
 
 @dataclass(kw_only=True)
-class StandingConfig(RunConfig):
+class StandingConfig(common.KBotConfig):
     """K-Bot standing under pushes, trained with PPO."""
 
-    num_envs: int = opt(512, "environments simulated in parallel")
-    rollout_length: int = opt(24, "control steps per env per rollout (T)")
-    num_minibatches: int = opt(4, "minibatches per epoch; must divide num_envs")
-    init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
-    action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action")
-    push_velocity: float = opt(0.3, "largest base velocity kick of a push (m/s, each of x and y)")
-    push_interval: tuple[float, float] = opt((2.0, 4.0), "seconds between pushes, drawn uniformly in this range")
-    episode_seconds: float = opt(10.0, "episode length before truncation (s)")
-    joint_noise: float = opt(0.05, "reset noise on joint angles (rad, half-width)")
+    push_velocity: float = opt(0.3, "largest base velocity kick of a push (m/s, each of x and y)", ge=0)
+    push_interval: tuple[float, float] = opt((2.0, 4.0), "seconds between pushes, drawn uniformly in this range", gt=0)
+    episode_seconds: float = opt(10.0, "episode length before truncation (s)", gt=0)
+    joint_noise: float = opt(0.05, "reset noise on joint angles (rad, half-width)", ge=0)
 
 
 def make_task(cfg: StandingConfig) -> ksim.Task:

@@ -1,61 +1,54 @@
 """Interactive viewer of the K-Bot standing task (SPEC §2).
 
     python -m examples.kbot.viz_standing                          # MJX physics, shipped policy
-    python -m examples.kbot.viz_standing --physics-backend mujoco --pretrained <run dir>
-    python -m examples.kbot.viz_standing --zero                   # hold the stance, no policy
+    python -m examples.kbot.viz_standing --physics-backend mujoco pretrained=<run dir>
+    python -m examples.kbot.viz_standing policy=zero              # hold the stance, no policy
 
 Keys: Space pause · S suspend the base · Up/Down x · Right/Left y · P/L z · N one step · R reset.
 On macOS start it with `mjpython` instead of `python`.
 """
 
-import argparse
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-
-import jax
+from typing import Any
 
 from examples.kbot.standing import StandingConfig, make_task
+from ksim.config import opt
 from ksim.engine.env import Env
-from ksim.runner import load_learner, resolve_config
-from ksim.runner.evaluate import policy_act_fn
+from ksim.engine.rollout import Policy
+from ksim.runner.cli import command_line
+from ksim.runner.main import module_name, policy_for, resolve_config
 from ksim.utils.interactive.base import InteractiveVisualizerConfig
 from ksim.utils.interactive.mujoco import MujocoInteractiveVisualizer
 
-PRETRAINED = Path(__file__).parent / "pretrained" / "standing"
+PRETRAINED = str(Path(__file__).parent / "pretrained" / "standing")
+
+
+@dataclass(kw_only=True)
+class StandingViewerConfig(InteractiveVisualizerConfig):
+    """The K-Bot standing task in MuJoCo's viewer, driven by a policy or by zero actions."""
+
+    pretrained: str | None = opt(PRETRAINED)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the flags and open the viewer."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--physics-backend", choices=("mjx", "mujoco"), default="mjx")
-    parser.add_argument("--pretrained", default=str(PRETRAINED) if PRETRAINED.exists() else None)
-    parser.add_argument("--checkpoint-num", type=int, default=None)
-    parser.add_argument("--zero", action="store_true", help="zero actions (hold the stance) instead of a policy")
-    parser.add_argument("--plot-path", default=InteractiveVisualizerConfig.plot_path)
-    parser.add_argument("--status-path", default=None, help="write a JSON status snapshot every frame here")
-    parser.add_argument("--max-seconds", type=float, default=None, help="close after this many seconds")
-    args = parser.parse_args(argv)
-
-    pretrained = None if args.zero else args.pretrained
-    overrides = [f"pretrained={pretrained}"] if pretrained else []
-    if pretrained and args.checkpoint_num is not None:
-        overrides.append(f"checkpoint_num={args.checkpoint_num}")
-    cfg = resolve_config(StandingConfig, [*overrides, f"physics_backend={args.physics_backend}"])
-    viz_cfg = InteractiveVisualizerConfig(
-        physics_backend=args.physics_backend,
-        plot_path=args.plot_path,
-        status_path=args.status_path,
-        max_seconds=args.max_seconds,
+    """Parse `key=value` settings and open the viewer."""
+    viz = command_line(
+        StandingViewerConfig, sys.argv[1:] if argv is None else argv, f"python -m {module_name(__file__)}"
     )
+    trained = viz.policy == "trained" and bool(viz.pretrained)
+    overrides = [f"pretrained={viz.pretrained}"] if trained else []
+    overrides += [f"checkpoint_num={viz.checkpoint_num}"] if trained and viz.checkpoint_num is not None else []
+    cfg = resolve_config(StandingConfig, [*overrides, f"physics_backend={viz.physics_backend}"])
+    cfg.policy = "trained" if trained else "zero"
 
-    def make_act(env: Env):
-        if pretrained is None:
-            return None
-        learner, path = load_learner(env, cfg)
-        print(f"policy: {path}")
-        act_fn, carry0 = policy_act_fn(learner, True, env.model.nu)
-        return jax.jit(lambda obs, rng: act_fn(obs, carry0[None], rng)[0])
+    def make_policy(env: Env) -> tuple[Policy, Any]:
+        policy, params, name = policy_for(env, cfg)
+        print(f"policy: {name}")
+        return policy, params
 
-    MujocoInteractiveVisualizer(viz_cfg, make_task(cfg), make_act).run()
+    MujocoInteractiveVisualizer(viz, make_task(cfg), make_policy).run()
 
 
 if __name__ == "__main__":

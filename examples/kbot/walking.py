@@ -27,23 +27,18 @@ from ksim.components import (
     VelocityCommand,
     VelocityPush,
 )
-from ksim.rl.ppo import opt
+from ksim.config import opt
 from ksim.runner import run
-from ksim.runner.config import RunConfig
 
 
 @dataclass(kw_only=True)
-class WalkingConfig(RunConfig):
+class WalkingConfig(common.KBotConfig):
     """K-Bot velocity-command walking, trained with PPO."""
 
-    num_envs: int = opt(512, "environments simulated in parallel")
-    rollout_length: int = opt(24, "control steps per env per rollout (T)")
-    init_action_std: float = opt(1.0, "initial standard deviation of the Gaussian policy")
-    action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action")
-    max_forward: float = opt(0.8, "largest forward speed command (m/s)")
-    max_sideways: float = opt(0.3, "largest sideways speed command (m/s)")
-    max_turn: float = opt(0.8, "largest turning-rate command (rad/s)")
-    episode_seconds: float = opt(20.0, "episode length before truncation (s)")
+    max_forward: float = opt(0.8, "largest forward speed command (m/s)", ge=0)
+    max_sideways: float = opt(0.3, "largest sideways speed command (m/s)", ge=0)
+    max_turn: float = opt(0.8, "largest turning-rate command (rad/s)", ge=0)
+    episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:

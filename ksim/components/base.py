@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ksim.math import projected_gravity, quat_rotate_inverse
 from ksim.physics.data import PhysicsData
 
 
@@ -43,12 +44,58 @@ class StepContext(eqx.Module):
     """What observations, rewards and terminations read about one env at one step."""
 
     physics: PhysicsData  # after the step (or after the reset, for observations)
-    physics_before: PhysicsData  # before the step
-    action: Float[Array, " nu"]  # the policy's action at this step
-    prev_action: Float[Array, " nu"]  # the policy's action at the previous step
+    action_t: Float[Array, " nu"]  # the policy's action at this step
+    action_t_minus_1: Float[Array, " nu"]  # its action at the previous step (zeros after a reset)
     command: dict[str, Array]
     episode_step: Int[Array, ""]  # control steps since the episode began, counting this one
     ctrl_dt: float = eqx.field(static=True)
+
+
+@dataclass(frozen=True)
+class FloatingBase:
+    """A free joint's slices of qpos and qvel, resolved once, and the base quantities read through them.
+
+    MuJoCo keeps a free joint's linear velocity in the world frame and its angular velocity in
+    the body frame; the methods here return both in the base frame.
+    """
+
+    qpos: slice  # position (3) then orientation quaternion (4, w first)
+    qvel: slice  # linear (3, world frame) then angular (3, base frame) velocity
+
+    @staticmethod
+    def at(qpos_id: int, dof_id: int) -> "FloatingBase":
+        """The base whose free joint starts at `qpos_id` in qpos and `dof_id` in qvel."""
+        return FloatingBase(slice(qpos_id, qpos_id + 7), slice(dof_id, dof_id + 6))
+
+    @property
+    def orientation_ids(self) -> slice:
+        """Qpos slice of the orientation quaternion."""
+        return slice(self.qpos.start + 3, self.qpos.stop)
+
+    @property
+    def linear_velocity_ids(self) -> slice:
+        """Qvel slice of the linear velocity (world frame)."""
+        return slice(self.qvel.start, self.qvel.start + 3)
+
+    def height(self, physics: PhysicsData) -> Float[Array, ""]:
+        """Base z in the world (m)."""
+        return physics.qpos[self.qpos.start + 2]
+
+    def orientation(self, physics: PhysicsData) -> Float[Array, "4"]:
+        """The base's orientation quaternion (w, x, y, z)."""
+        return physics.qpos[self.orientation_ids]
+
+    def projected_gravity(self, physics: PhysicsData) -> Float[Array, "3"]:
+        """Gravity's unit direction in the base frame: (0, 0, -1) when upright."""
+        return projected_gravity(self.orientation(physics))
+
+    def linear_velocity(self, physics: PhysicsData) -> Float[Array, "3"]:
+        """The base's linear velocity in its own frame (m/s)."""
+        return quat_rotate_inverse(self.orientation(physics), physics.qvel[self.linear_velocity_ids])
+
+    def angular_velocity(self, physics: PhysicsData) -> Float[Array, "3"]:
+        """The base's angular velocity in its own frame (rad/s)."""
+        return physics.qvel[self.qvel.start + 3 : self.qvel.stop]
 
 
 @dataclass
@@ -58,34 +105,29 @@ class ModelIndex:
     joint_names: tuple[str, ...]  # the actuated joints, in actuator order
     joint_qpos_ids: np.ndarray = field(repr=False)
     joint_dof_ids: np.ndarray = field(repr=False)
-    root_qpos_id: int | None  # the free joint's qpos address; None for a fixed base
-    root_dof_id: int | None
-    root_body_id: int | None
+    base: FloatingBase | None  # the free-floating base; None for a fixed base
 
     @staticmethod
     def of(model: mujoco.MjModel) -> "ModelIndex":
-        """Index the actuated joints (in actuator order) and the free-floating root."""
+        """Index the actuated joints (in actuator order) and the free-floating base."""
         joint_ids = []
         for i in range(model.nu):
             if model.actuator_trntype[i] != mujoco.mjtTrn.mjTRN_JOINT:
                 raise ValueError(f"actuator {model.actuator(i).name!r} does not drive a joint")
             joint_ids.append(int(model.actuator_trnid[i, 0]))
         free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
-        root = free[0] if free else None
         return ModelIndex(
             joint_names=tuple(model.joint(j).name for j in joint_ids),
             joint_qpos_ids=np.array([model.jnt_qposadr[j] for j in joint_ids], np.int32),
             joint_dof_ids=np.array([model.jnt_dofadr[j] for j in joint_ids], np.int32),
-            root_qpos_id=None if root is None else int(model.jnt_qposadr[root]),
-            root_dof_id=None if root is None else int(model.jnt_dofadr[root]),
-            root_body_id=None if root is None else int(model.jnt_bodyid[root]),
+            base=FloatingBase.at(int(model.jnt_qposadr[free[0]]), int(model.jnt_dofadr[free[0]])) if free else None,
         )
 
-    def require_root(self, who: str) -> tuple[int, int, int]:
-        """The root's (qpos, dof, body) addresses, or a clear error naming `who`."""
-        if self.root_qpos_id is None or self.root_dof_id is None or self.root_body_id is None:
+    def require_base(self, who: str) -> FloatingBase:
+        """The floating base, or a clear error naming `who`."""
+        if self.base is None:
             raise ValueError(f"{who} needs a free-floating base (a free joint), and the model has none")
-        return self.root_qpos_id, self.root_dof_id, self.root_body_id
+        return self.base
 
 
 def sensor_slice(model: mujoco.MjModel, name: str, who: str) -> slice:

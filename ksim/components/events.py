@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import mujoco
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ksim.components.base import Component, ModelIndex
@@ -44,7 +45,7 @@ class VelocityPush(Event):
     max_velocity: tuple[float, float] = (0.5, 0.5)
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        _, self._dof_id, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def init_carry(self, rng: PRNGKeyArray) -> Float[Array, ""]:
         """Seconds until the first push."""
@@ -59,7 +60,7 @@ class VelocityPush(Event):
         fire = time_left <= 0.0
         limit = jnp.asarray(self.max_velocity)
         kick = jax.random.uniform(kick_rng, (2,), minval=-limit, maxval=limit) * fire
-        qvel_kick = effect.qvel_kick.at[self._dof_id : self._dof_id + 2].add(kick)
+        qvel_kick = effect.qvel_kick.at[self._base.qvel.start + np.arange(2)].add(kick)  # world x, y
         time_left = jnp.where(fire, _uniform_time(time_rng, self.interval_seconds), time_left)
         return time_left, EventEffect(effect.xfrc_applied, qvel_kick)
 

@@ -13,7 +13,6 @@ from jaxtyping import Array, Float
 
 from ksim.components.base import Component, ModelIndex, StepContext, keyframe_id, sensor_slice
 from ksim.components.noise import Noise
-from ksim.math import projected_gravity, quat_rotate_inverse
 
 
 @dataclass(kw_only=True)
@@ -62,11 +61,11 @@ class ProjectedGravity(Observation):
     """Gravity's direction in the base frame: (0, 0, -1) when upright."""
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, _, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
         """Unit gravity vector in the base frame."""
-        return projected_gravity(ctx.physics.qpos[self._qpos_id + 3 : self._qpos_id + 7])
+        return self._base.projected_gravity(ctx.physics)
 
 
 @dataclass(kw_only=True)
@@ -74,12 +73,11 @@ class BaseLinearVelocity(Observation):
     """The base's linear velocity in its own frame (m/s)."""
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, self._dof_id, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
-        """Free-joint linear velocity (world frame) rotated into the base frame."""
-        quat = ctx.physics.qpos[self._qpos_id + 3 : self._qpos_id + 7]
-        return quat_rotate_inverse(quat, ctx.physics.qvel[self._dof_id : self._dof_id + 3])
+        """Linear velocity in the base frame."""
+        return self._base.linear_velocity(ctx.physics)
 
 
 @dataclass(kw_only=True)
@@ -87,11 +85,11 @@ class BaseAngularVelocity(Observation):
     """The base's angular velocity in its own frame (rad/s)."""
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        _, self._dof_id, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
-        """MuJoCo's free-joint angular velocity, already in the body frame."""
-        return ctx.physics.qvel[self._dof_id + 3 : self._dof_id + 6]
+        """Angular velocity in the base frame."""
+        return self._base.angular_velocity(ctx.physics)
 
 
 @dataclass(kw_only=True)
@@ -141,7 +139,7 @@ class PreviousAction(Observation):
 
     def observe(self, ctx: StepContext) -> Float[Array, " nu"]:
         """The action of the last control step (zeros after a reset)."""
-        return ctx.prev_action
+        return ctx.action_t_minus_1
 
 
 @dataclass(kw_only=True)

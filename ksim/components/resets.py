@@ -65,15 +65,16 @@ class BasePoseReset(Reset):
     yaw: float = 0.0  # rad, half-width
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, _, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def __call__(
         self, qpos: Float[Array, " nq"], qvel: Float[Array, " nv"], rng: PRNGKeyArray
     ) -> tuple[Float[Array, " nq"], Float[Array, " nv"]]:
         """Randomise the base's planar position and heading."""
         xy_rng, yaw_rng = jax.random.split(rng)
-        i = self._qpos_id
-        qpos = qpos.at[i : i + 2].add(jax.random.uniform(xy_rng, (2,), minval=-self.xy, maxval=self.xy))
+        xy = self._base.qpos.start + np.arange(2)
+        qpos = qpos.at[xy].add(jax.random.uniform(xy_rng, (2,), minval=-self.xy, maxval=self.xy))
         yaw = jax.random.uniform(yaw_rng, (), minval=-self.yaw, maxval=self.yaw)
-        qpos = qpos.at[i + 3 : i + 7].set(quat_mul(quat_from_yaw(yaw), qpos[i + 3 : i + 7]))
+        quat = self._base.orientation_ids
+        qpos = qpos.at[quat].set(quat_mul(quat_from_yaw(yaw), qpos[quat]))
         return qpos, qvel

@@ -14,7 +14,6 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ksim.components.base import Component, ModelIndex, StepContext, keyframe_id, sensor_slice
-from ksim.math import projected_gravity, quat_rotate_inverse
 
 
 @dataclass(kw_only=True)
@@ -36,12 +35,9 @@ class Reward(Component):
         return self.compute(ctx), carry
 
 
-class _RootReward(Reward):
+class _BaseReward(Reward):
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, self._dof_id, _ = ModelIndex.of(model).require_root(self.name)
-
-    def _quat(self, ctx: StepContext) -> Float[Array, "4"]:
-        return ctx.physics.qpos[self._qpos_id + 3 : self._qpos_id + 7]
+        self._base = ModelIndex.of(model).require_base(self.name)
 
 
 @dataclass(kw_only=True)
@@ -54,16 +50,16 @@ class StayAlive(Reward):
 
 
 @dataclass(kw_only=True)
-class Upright(_RootReward):
+class Upright(_BaseReward):
     """Cosine of the base's tilt: 1 upright, 0 lying, -1 upside down."""
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """-z of gravity in the base frame."""
-        return -projected_gravity(self._quat(ctx))[2]
+        return -self._base.projected_gravity(ctx.physics)[2]
 
 
 @dataclass(kw_only=True)
-class BaseHeight(_RootReward):
+class BaseHeight(_BaseReward):
     """exp(-((z - target) / sigma)²): 1 at the target base height."""
 
     target: float = 0.7
@@ -71,8 +67,7 @@ class BaseHeight(_RootReward):
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """Gaussian kernel of the base height error."""
-        z = ctx.physics.qpos[self._qpos_id + 2]
-        return jnp.exp(-jnp.square((z - self.target) / self.sigma))
+        return jnp.exp(-jnp.square((self._base.height(ctx.physics) - self.target) / self.sigma))
 
 
 @dataclass(kw_only=True)
@@ -97,7 +92,7 @@ class ActionRate(Reward):
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """Σ (a_t - a_{t-1})²."""
-        return jnp.sum(jnp.square(ctx.action - ctx.prev_action))
+        return jnp.sum(jnp.square(ctx.action_t - ctx.action_t_minus_1))
 
 
 @dataclass(kw_only=True)
@@ -134,16 +129,16 @@ class JointVelocityPenalty(Reward):
 
 
 @dataclass(kw_only=True)
-class BaseAngularVelocityPenalty(_RootReward):
+class BaseAngularVelocityPenalty(_BaseReward):
     """Sum of squared roll and pitch rates of the base ((rad/s)²); a cost that damps wobble."""
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
-        """ω_x² + ω_y², in the base frame (a free joint's angular velocity is local)."""
-        return jnp.sum(jnp.square(ctx.physics.qvel[self._dof_id + 3 : self._dof_id + 5]))
+        """ω_x² + ω_y², in the base frame."""
+        return jnp.sum(jnp.square(self._base.angular_velocity(ctx.physics)[:2]))
 
 
 @dataclass(kw_only=True)
-class LinearVelocityTracking(_RootReward):
+class LinearVelocityTracking(_BaseReward):
     """exp(-|v_cmd - v_xy|² / sigma²), the base's planar velocity in its own frame."""
 
     command: str = "velocity"
@@ -151,13 +146,12 @@ class LinearVelocityTracking(_RootReward):
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """Gaussian kernel of the planar velocity error; the command is (vx, vy, wz)."""
-        vel = quat_rotate_inverse(self._quat(ctx), ctx.physics.qvel[self._dof_id : self._dof_id + 3])
-        err = ctx.command[self.command][:2] - vel[:2]
+        err = ctx.command[self.command][:2] - self._base.linear_velocity(ctx.physics)[:2]
         return jnp.exp(-jnp.sum(jnp.square(err)) / self.sigma**2)
 
 
 @dataclass(kw_only=True)
-class AngularVelocityTracking(_RootReward):
+class AngularVelocityTracking(_BaseReward):
     """exp(-(wz_cmd - wz)² / sigma²), the yaw rate in the base frame."""
 
     command: str = "velocity"
@@ -165,7 +159,7 @@ class AngularVelocityTracking(_RootReward):
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """Gaussian kernel of the yaw-rate error; the command is (vx, vy, wz)."""
-        err = ctx.command[self.command][2] - ctx.physics.qvel[self._dof_id + 5]
+        err = ctx.command[self.command][2] - self._base.angular_velocity(ctx.physics)[2]
         return jnp.exp(-jnp.square(err) / self.sigma**2)
 
 

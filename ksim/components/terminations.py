@@ -15,7 +15,6 @@ import numpy as np
 from jaxtyping import Array, Bool
 
 from ksim.components.base import Component, ModelIndex, StepContext, sensor_slice
-from ksim.math import projected_gravity
 
 
 @dataclass(kw_only=True)
@@ -37,11 +36,11 @@ class BaseHeightOutOfRange(Termination):
     max_height: float = 2.0
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, _, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def __call__(self, ctx: StepContext) -> Bool[Array, ""]:
         """Z outside [min_height, max_height]."""
-        z = ctx.physics.qpos[self._qpos_id + 2]
+        z = self._base.height(ctx.physics)
         return (z < self.min_height) | (z > self.max_height)
 
 
@@ -52,12 +51,11 @@ class NotUpright(Termination):
     max_tilt: float = 1.0
 
     def _bind(self, model: mujoco.MjModel) -> None:
-        self._qpos_id, _, _ = ModelIndex.of(model).require_root(self.name)
+        self._base = ModelIndex.of(model).require_base(self.name)
 
     def __call__(self, ctx: StepContext) -> Bool[Array, ""]:
         """cos(tilt) below cos(max_tilt)."""
-        gravity = projected_gravity(ctx.physics.qpos[self._qpos_id + 3 : self._qpos_id + 7])
-        return -gravity[2] < jnp.cos(self.max_tilt)
+        return -self._base.projected_gravity(ctx.physics)[2] < jnp.cos(self.max_tilt)
 
 
 @dataclass(kw_only=True)

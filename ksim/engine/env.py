@@ -5,18 +5,20 @@ A control step is: action noise and latency → actuator controls → events (pu
 commands → rewards and terminations → reset of done envs → observations.
 """
 
-from collections.abc import Callable
+import dataclasses
+import functools
+import json
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ksim.components.base import StepContext
+from ksim.components.base import ModelIndex, StepContext
 from ksim.components.events import EventEffect
-from ksim.engine.state import EnvState, Transition
+from ksim.engine.state import EnvState, ObsLayout, Transition
 from ksim.physics import PhysicsBackend, make_backend
-from ksim.physics.data import ModelParams
+from ksim.physics.data import ModelParams, PhysicsData
 from ksim.task import Task
 
 # Joint or base speeds above this (rad/s or m/s) mean the physics has blown up.
@@ -28,40 +30,9 @@ MAX_SPEED = 1e3
 PRNG_IMPL = "philox4x32"
 
 
-# jax's CPU LAPACK kernels split a large batched Cholesky (MJX factors the mass matrix and
-# the Newton Hessian with one) into parts run on XLA's intra-op threads, and wait for the parts
-# on a pool thread; on a 2-core CPU two such calls in flight fill the pool and hang (0% CPU).
-# Batches of this many envs stay below the split, so MJX on a CPU steps envs in such chunks.
-MJX_CPU_CHUNK = 32
-
-
-def chunked_vmap(fn: Callable, num: int, chunk: int) -> Callable:
-    """`jax.vmap(fn)` over a leading axis of size `num`, run as a scan over chunks of <= `chunk` envs."""
-    size = max(d for d in range(1, min(chunk, num) + 1) if num % d == 0)
-    batched = jax.vmap(fn)
-
-    def run(*args: Any) -> Any:
-        # explicit shapes: some mjx.Data leaves are zero-sized, which `-1` reshapes cannot infer
-        split = jax.tree.map(lambda x: x.reshape((num // size, size, *x.shape[1:])), args)
-        out = jax.lax.map(lambda a: batched(*a), split)
-        return jax.tree.map(lambda x: x.reshape((num, *x.shape[2:])), out)
-
-    return run
-
-
-def vmap_mjx(fn: Callable, num_envs: int) -> Callable:
-    """`jax.vmap(fn)` over `num_envs` MJX envs: in chunks of `MJX_CPU_CHUNK` on a CPU, plain elsewhere."""
-    if jax.default_backend() == "cpu" and num_envs > MJX_CPU_CHUNK:
-        return chunked_vmap(fn, num_envs, MJX_CPU_CHUNK)
-    return jax.vmap(fn)
-
-
 def engine_key(rng: PRNGKeyArray) -> PRNGKeyArray:
     """A `PRNG_IMPL` key drawn from `rng` (a typed key of any implementation, or a legacy uint32 key)."""
     return jax.random.wrap_key_data(jax.random.bits(rng, (2,), jnp.uint32), impl=PRNG_IMPL)
-
-
-Policy = Callable[[dict[str, Array], PRNGKeyArray], Float[Array, "E nu"]]
 
 
 def _unique_names(kind: str, names: list[str]) -> None:
@@ -70,11 +41,21 @@ def _unique_names(kind: str, names: list[str]) -> None:
         raise ValueError(f"two {kind} share the names {dupes}; give each a distinct `name=`")
 
 
+def _settings(component: Any) -> dict[str, Any]:
+    """A component's type and public settings, as JSON-ready values."""
+    fields = {f.name: getattr(component, f.name) for f in dataclasses.fields(component) if not f.name.startswith("_")}
+    return {"type": type(component).__name__, **json.loads(json.dumps(fields, default=_json_value))}
+
+
+def _json_value(value: Any) -> Any:
+    return _settings(value) if dataclasses.is_dataclass(value) else str(value)
+
+
 class Env:
     """A batch of `num_envs` environments of `task` on one physics backend.
 
-    `reset(rng)` and `step(state, action)` are jitted and work on the whole batch;
-    `rollout` scans `step` with a policy. The env state is donated to `step`.
+    `reset(rng)` and `step(state, action)` are jitted and work on the whole batch (the
+    state is donated to `step`); `ksim.engine.rollout` scans `step_batch` with a policy.
     """
 
     def __init__(self, task: Task, num_envs: int, physics_backend: str = "auto", nthread: int = 0) -> None:
@@ -100,11 +81,48 @@ class Env:
         _unique_names("commands", [c.name for c in self.commands])
         _unique_names("events", [e.name for e in self.events])
         self.backend: PhysicsBackend = make_backend(physics_backend, model, num_envs, nthread)
+        self.index = ModelIndex.of(model)
         self.default_params = ModelParams.from_model(model)
         self.reset = jax.jit(self._reset_batch)
-        # the batched step, un-jitted, for learners that compose it into their own programs
-        self.step_batch = self._batched(self._step_one)
+        # the batched step, un-jitted, for rollouts that compose it into their own programs
+        self.step_batch = self.backend.vmap(self._step_one, num_envs)
         self.step = jax.jit(self.step_batch, donate_argnums=0)
+
+    @functools.cached_property
+    def _obs_shapes(self) -> tuple[dict, dict]:
+        state = jax.eval_shape(self._reset_one, jax.random.key(0))
+        return state.obs, state.critic_obs
+
+    @property
+    def actor_layout(self) -> ObsLayout:
+        """The actor's observations in the task's order, with their sizes."""
+        shapes = self._obs_shapes[0]
+        return ObsLayout(
+            tuple(o.name for o in self.observations), tuple(shapes[o.name].shape[-1] for o in self.observations)
+        )
+
+    @property
+    def critic_layout(self) -> ObsLayout:
+        """The critic's inputs: every actor observation (clean), then the privileged ones."""
+        shapes, obs = self._obs_shapes[1], self.observations + self.critic_observations
+        return ObsLayout(tuple(o.name for o in obs), tuple(shapes[o.name].shape[-1] for o in obs))
+
+    def spec(self) -> dict[str, Any]:
+        """What the env is, as JSON-ready data: sizes, joint order, observation layouts and every component."""
+        kinds = ("observations", "critic_observations", "commands", "rewards", "terminations", "resets", "events")
+        return {
+            "model": str(self.task.model_path),
+            "physics_backend": self.backend.name,
+            "ctrl_dt": self.ctrl_dt,
+            "num_substeps": self.num_substeps,
+            "joints": list(self.index.joint_names),
+            "actor_observations": self.actor_layout.to_json(),
+            "critic_observations": self.critic_layout.to_json(),
+            "components": {
+                "actuators": _settings(self.task.actuators),
+                **{kind: [_settings(c) for c in getattr(self.task, kind)] for kind in (*kinds, "randomizations")},
+            },
+        }
 
     # ---- one env ----
 
@@ -139,21 +157,16 @@ class Env:
         }
         return actor, clean
 
+    def _context(self, physics: PhysicsData, action_t: Array, action_t_minus_1: Array, commands: dict, step: Array):
+        command = {k: v.value for k, v in commands.items()}
+        return StepContext(physics, action_t, action_t_minus_1, command, step, self.ctrl_dt)
+
     def _reset_one(self, rng: PRNGKeyArray) -> EnvState:
         episode_rng, obs_rng, rng = jax.random.split(engine_key(rng), 3)
         params, qpos, qvel, commands, event_carry, reward_carry, latency = self._new_episode(episode_rng)
         physics = self.backend.reset(params, qpos, qvel)
-        nu = self.model.nu
-        ctx = StepContext(
-            physics=physics,
-            physics_before=physics,
-            action=jnp.zeros(nu),
-            prev_action=jnp.zeros(nu),
-            command={k: v.value for k, v in commands.items()},
-            episode_step=jnp.int32(0),
-            ctrl_dt=self.ctrl_dt,
-        )
-        obs, critic_obs = self._observe(ctx, obs_rng)
+        zeros = jnp.zeros(self.model.nu)
+        obs, critic_obs = self._observe(self._context(physics, zeros, zeros, commands, jnp.int32(0)), obs_rng)
         return EnvState(
             physics=physics,
             params=params,
@@ -162,36 +175,36 @@ class Env:
             commands=commands,
             reward_carry=reward_carry,
             event_carry=event_carry,
-            action_history=jnp.zeros((self.actuators.max_latency_steps + 1, nu)),
+            action_history=jnp.zeros((self.actuators.max_latency_steps + 1, self.model.nu)),
             latency=latency,
-            prev_action=jnp.zeros(nu),
+            action_t_minus_1=zeros,
             episode_step=jnp.int32(0),
             rng=rng,
         )
 
     def _step_one(
-        self, state: EnvState, action: Float[Array, " nu"], external_xfrc: Float[Array, "nbody 6"] | None = None
+        self, state_t: EnvState, action_t: Float[Array, " nu"], external_xfrc: Float[Array, "nbody 6"] | None = None
     ) -> tuple[EnvState, Transition]:
         """One control step. `external_xfrc` adds world-frame body forces (the viewer's mouse drag)."""
-        rng, noise_rng, event_rng, command_rng, episode_rng, obs_rng = jax.random.split(state.rng, 6)
+        rng, noise_rng, event_rng, command_rng, episode_rng, obs_rng = jax.random.split(state_t.rng, 6)
 
         # action → controls, through noise and latency
-        noisy = self.actuators.perturb(action, noise_rng)
-        history = jnp.concatenate([noisy[None], state.action_history[:-1]])
-        ctrl = self.actuators.ctrl(history[state.latency])
+        noisy = self.actuators.perturb(action_t, noise_rng)
+        history = jnp.concatenate([noisy[None], state_t.action_history[:-1]])
+        ctrl = self.actuators.ctrl(history[state_t.latency])
 
         # events, then physics
         xfrc = jnp.zeros((self.model.nbody, 6)) if external_xfrc is None else external_xfrc
         effect = EventEffect(xfrc, jnp.zeros(self.model.nv))
         event_carry = {}
         for event, r in zip(self.events, jax.random.split(event_rng, max(len(self.events), 1)), strict=False):
-            event_carry[event.name], effect = event(state.event_carry[event.name], effect, r, self.ctrl_dt)
+            event_carry[event.name], effect = event(state_t.event_carry[event.name], effect, r, self.ctrl_dt)
         physics = self.backend.step(
-            state.physics, state.params, ctrl, effect.xfrc_applied, effect.qvel_kick, self.num_substeps
+            state_t.physics, state_t.params, ctrl, effect.xfrc_applied, effect.qvel_kick, self.num_substeps
         )
         command_rngs = jax.random.split(command_rng, max(len(self.commands), 1))
         commands = {
-            c.name: c.step(state.commands[c.name], r, self.ctrl_dt)
+            c.name: c.step(state_t.commands[c.name], r, self.ctrl_dt)
             for c, r in zip(self.commands, command_rngs, strict=False)
         }
 
@@ -202,21 +215,13 @@ class Env:
             | ~jnp.all(jnp.isfinite(physics.qvel))
             | jnp.any(jnp.abs(physics.qvel) > MAX_SPEED)
         )
-        physics = jax.tree.map(lambda x: jnp.where(unstable, jnp.nan_to_num(x), x), physics)
+        physics_t_plus_1 = jax.tree.map(lambda x: jnp.where(unstable, jnp.nan_to_num(x), x), physics)
 
-        episode_step = state.episode_step + 1
-        ctx = StepContext(
-            physics=physics,
-            physics_before=state.physics,
-            action=action,
-            prev_action=state.prev_action,
-            command={k: v.value for k, v in commands.items()},
-            episode_step=episode_step,
-            ctrl_dt=self.ctrl_dt,
-        )
+        episode_step = state_t.episode_step + 1
+        ctx = self._context(physics_t_plus_1, action_t, state_t.action_t_minus_1, commands, episode_step)
         reward_terms, reward_carry = {}, {}
         for reward in self.rewards:
-            value, reward_carry[reward.name] = reward.step(ctx, state.reward_carry[reward.name])
+            value, reward_carry[reward.name] = reward.step(ctx, state_t.reward_carry[reward.name])
             reward_terms[reward.name] = jnp.where(unstable, 0.0, value * reward.scale * self.ctrl_dt)
         reasons = {t.name: t(ctx) for t in self.terminations}
         reasons["unstable"] = unstable
@@ -225,7 +230,7 @@ class Env:
         truncation_names = [t.name for t in self.terminations if t.kind == "truncation"]
         truncated = jnp.any(jnp.stack([reasons[n] for n in truncation_names] + [jnp.bool_(False)])) & ~terminated
         done = terminated | truncated
-        next_critic_obs = self._clean_obs(ctx)
+        critic_obs_t_plus_1 = self._clean_obs(ctx)
 
         # reset the env if done; everything per-episode is re-drawn
         params, qpos, qvel, new_commands, new_events, new_rewards, latency = self._new_episode(episode_rng)
@@ -233,76 +238,46 @@ class Env:
         def pick(new: Any, old: Any) -> Any:
             return jax.tree.map(lambda a, b: jnp.where(done, a, b), new, old)
 
-        params = pick(params, state.params)
-        physics = self.backend.reset_where(done, physics, params, qpos, qvel)
+        params = pick(params, state_t.params)
+        physics = self.backend.reset_where(done, physics_t_plus_1, params, qpos, qvel)
         commands = pick(new_commands, commands)
-        prev_action = jnp.where(done, 0.0, action)
+        action = jnp.where(done, 0.0, action_t)
         episode_step = jnp.where(done, 0, episode_step)
-        next_ctx = StepContext(
-            physics=physics,
-            physics_before=physics,
-            action=prev_action,
-            prev_action=prev_action,
-            command={k: v.value for k, v in commands.items()},
-            episode_step=episode_step,
-            ctrl_dt=self.ctrl_dt,
-        )
-        next_obs, next_critic = self._observe(next_ctx, obs_rng)
-        next_state = EnvState(
+        obs, critic_obs = self._observe(self._context(physics, action, action, commands, episode_step), obs_rng)
+        state_t_plus_1 = EnvState(
             physics=physics,
             params=params,
-            obs=next_obs,
-            critic_obs=next_critic,
+            obs=obs,
+            critic_obs=critic_obs,
             commands=commands,
             reward_carry=pick(new_rewards, reward_carry),
             event_carry=pick(new_events, event_carry),
             action_history=jnp.where(done, 0.0, history),
-            latency=jnp.where(done, latency, state.latency),
-            prev_action=prev_action,
+            latency=jnp.where(done, latency, state_t.latency),
+            action_t_minus_1=action,
             episode_step=episode_step,
             rng=rng,
         )
         transition = Transition(
-            obs=state.obs,
-            critic_obs=state.critic_obs,
+            obs=state_t.obs,
+            critic_obs=state_t.critic_obs,
             command=ctx.command,
-            action=action,
+            action=action_t,
             reward=sum(reward_terms.values(), jnp.float32(0.0)),
             reward_terms=reward_terms,
             done=done,
             terminated=terminated,
             truncated=truncated,
             termination_reasons=reasons,
-            next_critic_obs=next_critic_obs,
+            critic_obs_t_plus_1=critic_obs_t_plus_1,
             episode_step=ctx.episode_step,
         )
-        return next_state, transition
+        return state_t_plus_1, transition
 
     # ---- the batch ----
 
-    def _batched(self, fn: Callable) -> Callable:
-        """`vmap(fn)` over envs; in chunks for MJX on a CPU (see `MJX_CPU_CHUNK`)."""
-        return vmap_mjx(fn, self.num_envs) if self.backend.name == "mjx" else jax.vmap(fn)
-
     def _reset_batch(self, rng: PRNGKeyArray) -> EnvState:
-        return self._batched(self._reset_one)(jax.random.split(rng, self.num_envs))
-
-    def rollout_fn(
-        self, policy: Policy, num_steps: int
-    ) -> Callable[[EnvState, PRNGKeyArray], tuple[EnvState, Transition]]:
-        """A jitted `(state, rng) -> (state, trajectory_TE)` scanning `num_steps` steps of `policy`.
-
-        The state is donated: pass the returned one to the next call.
-        """
-        step = self.step_batch
-
-        def rollout(state_E: EnvState, rng: PRNGKeyArray) -> tuple[EnvState, Transition]:
-            def env_step(carry: EnvState, rng_t: PRNGKeyArray) -> tuple[EnvState, Transition]:
-                return step(carry, policy(carry.obs, rng_t))
-
-            return jax.lax.scan(env_step, state_E, jax.random.split(rng, num_steps))
-
-        return jax.jit(rollout, donate_argnums=0)
+        return self.backend.vmap(self._reset_one, self.num_envs)(jax.random.split(rng, self.num_envs))
 
     def zero_action(self) -> Float[Array, "E nu"]:
         """A batch of zero actions (hold the stance, for PD actuators)."""
@@ -312,6 +287,6 @@ class Env:
         """A one-paragraph summary of the env's components and sizes."""
         return (
             f"{self.num_envs} envs on {self.backend.name}, ctrl_dt={self.ctrl_dt}, "
-            f"{self.num_substeps} substeps, nu={self.model.nu}; observations "
-            f"{[o.name for o in self.observations]}, rewards {[r.name for r in self.rewards]}"
+            f"{self.num_substeps} substeps, nu={self.model.nu}; actor observations "
+            f"{', '.join(f'{n} ({s})' for n, s in zip(self.actor_layout.names, self.actor_layout.sizes, strict=True))}"
         )

@@ -1,5 +1,6 @@
 """Physics backends behind one interface: `mjx` (JAX) and `mujoco` (native threaded batch)."""
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import jax
@@ -17,6 +18,12 @@ class PhysicsBackend(Protocol):
 
     name: str
     mj_model: mujoco.MjModel
+    # whether the physics run as host callbacks, which JAX never writes to its persistent compile cache
+    host_callbacks: bool
+
+    def vmap(self, fn: Callable, num_envs: int) -> Callable:
+        """`jax.vmap(fn)` over `num_envs` envs, batched the way this backend runs best."""
+        ...
 
     def reset(self, params: ModelParams, qpos: Float[Array, " nq"], qvel: Float[Array, " nv"]) -> PhysicsData:
         """A fresh state at (qpos, qvel) with every derived field computed."""

@@ -1,12 +1,14 @@
 """The MJX backend: physics in JAX, one env written unbatched and vmapped by the engine.
 
-A reset computes every derived field with `mjx.forward`, which costs about one physics
-substep. Written per env and vmapped, `jnp.where(done, reset, data)` would pay it for every
-env at every control step although few envs are done; `reset_where` therefore has its own
-vmap rule that runs the forward pass only on the done envs, gathered into small slots.
+On a CPU the envs are vmapped in chunks of `MJX_CPU_CHUNK` (see there). A reset computes
+every derived field with `mjx.forward`, which costs about one physics substep. Written per
+env and vmapped, `jnp.where(done, reset, data)` would pay it for every env at every control
+step although few envs are done; `reset_where` therefore has its own vmap rule that runs
+the forward pass only on the done envs, gathered into small slots.
 """
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -22,6 +24,43 @@ from ksim.physics.data import RANDOMIZABLE_FIELDS, ModelParams, PhysicsData
 # usually covers a step; synchronised ends (an episode-length limit) take a few rounds.
 RESET_SLOT_DIVISOR = 16
 
+# jax's CPU LAPACK kernels split a large batched Cholesky (MJX factors the mass matrix and the
+# Newton Hessian with one) into parts run on XLA's intra-op threads, and wait for the parts on a
+# pool thread; on a 2-core CPU two such calls in flight fill the pool and hang (0% CPU). Batches
+# of at most this many envs stay below the split, so on a CPU envs are stepped in such chunks.
+MJX_CPU_CHUNK = 32
+
+
+def chunked_vmap(fn: Callable, num: int, chunk: int) -> Callable:
+    """`jax.vmap(fn)` over a leading axis of `num`, run as a scan over equal chunks of <= `chunk`.
+
+    When `num` does not split evenly, the batch is padded with copies of its first element,
+    whose results are dropped: a prime `num` costs one chunk's padding, not one env per chunk.
+    """
+    chunks = -(-num // chunk)
+    size = -(-num // chunks)
+    pad = chunks * size - num
+    batched = jax.vmap(fn)
+
+    def split(x: Array) -> Array:
+        if pad:
+            x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad, *x.shape[1:]))])
+        # explicit shapes: some mjx.Data leaves are zero-sized, which `-1` reshapes cannot infer
+        return x.reshape((chunks, size, *x.shape[1:]))
+
+    def run(*args: Any) -> Any:
+        out = jax.lax.map(lambda a: batched(*a), jax.tree.map(split, args))
+        return jax.tree.map(lambda x: x.reshape((chunks * size, *x.shape[2:]))[:num], out)
+
+    return run
+
+
+def vmap_envs(fn: Callable, num_envs: int) -> Callable:
+    """`jax.vmap(fn)` over `num_envs` MJX envs: in chunks of `MJX_CPU_CHUNK` on a CPU, plain elsewhere."""
+    if jax.default_backend() == "cpu" and num_envs > MJX_CPU_CHUNK:
+        return chunked_vmap(fn, num_envs, MJX_CPU_CHUNK)
+    return jax.vmap(fn)
+
 
 def _broadcast(tree: Any, batched: Any, axis_size: int) -> Any:
     """`tree` with each unbatched leaf given a leading axis of `axis_size`."""
@@ -32,11 +71,16 @@ class MjxBackend:
     """Steps one environment with `mjx.step`; the engine vmaps and scans it."""
 
     name = "mjx"
+    host_callbacks = False
 
     def __init__(self, model: mujoco.MjModel) -> None:
         """Put `model` on the default JAX device."""
         self.mj_model = model
         self.mjx_model = mjx.put_model(model)
+
+    def vmap(self, fn: Callable, num_envs: int) -> Callable:
+        """`jax.vmap(fn)`, in chunks on a CPU (`vmap_envs`)."""
+        return vmap_envs(fn, num_envs)
 
     def _model(self, params: ModelParams) -> mjx.Model:
         return self.mjx_model.replace(**{name: getattr(params, name) for name in RANDOMIZABLE_FIELDS})

@@ -40,6 +40,7 @@ class MujocoBackend:
     """Steps all environments at once with `mujoco.batch.Batch` on CPU threads."""
 
     name = "mujoco"
+    host_callbacks = True
 
     def __init__(self, model: mujoco.MjModel, num_envs: int, nthread: int = 0) -> None:
         """A batch of `num_envs` simulations of `model` on `nthread` threads (0: one per core)."""
@@ -76,6 +77,10 @@ class MujocoBackend:
                 **{name: (getattr(model, name).shape, f32) for name in RANDOMIZABLE_FIELDS},
             }
         )
+
+    def vmap(self, fn: Callable, num_envs: int) -> Callable:
+        """A plain `jax.vmap`: each physics callback in `fn` becomes one C call over the whole batch."""
+        return jax.vmap(fn)
 
     # ---- host side: these run inside the callbacks, on whole batches ----
 

@@ -1,12 +1,13 @@
-"""The learner's state and the jitted training step: rollout, then PPO update.
+"""The learner's state and the jitted training step: a rollout, then the PPO update.
 
-`train_step(learner, env_state, rng)` is one iteration. It is jitted as a whole with its
-state buffers donated, on both backends: on `mjx` everything is one XLA program; on
-`mujoco` the physics inside it are host callbacks into `mujoco.batch`, and everything
-else (policy, rewards, update) stays compiled.
+`make_train_step(env, cfg)` gives one iteration, `(learner, rollout) -> (learner, rollout,
+metrics)`, with its state buffers donated. An update is adopted only if its loss, its
+parameters (with the optimiser state) and the observation statistics are all finite;
+otherwise the learner stays as it was and the `health/*_finite` metrics say what broke.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -15,22 +16,29 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env
-from ksim.engine.state import EnvState, Transition
-from ksim.rl.networks import MLPActor, MLPCritic, Policy, gaussian_log_prob
+from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
+from ksim.rl.networks import Actor, MLPActor, MLPCritic, NetworkConfig
 from ksim.rl.normalization import RunningNorm
+from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
 
+# what each health flag covers, in the words the runner reports
+HEALTH = {
+    "health/loss_finite": "loss",
+    "health/params_finite": "parameters or optimiser state",
+    "health/obs_stats_finite": "observation statistics",
+}
 
-def flatten_obs(obs: dict[str, Array], batch_ndim: int) -> Array:
-    """Concatenate named observations (in name order) into one feature vector per batch element."""
-    leaves = [x.reshape(x.shape[:batch_ndim] + (-1,)) for x in jax.tree.leaves(obs)]
-    return jnp.concatenate(leaves, axis=-1)
+
+@dataclass(kw_only=True)
+class LearnerConfig(PPOConfig, NetworkConfig):
+    """What the learner needs: PPO's numbers and the networks' shapes."""
 
 
 class LearnerState(eqx.Module):
     """Everything a checkpoint holds: models, optimiser, normalisers, counters and RNG."""
 
-    actor: Policy
+    actor: Actor
     critic: MLPCritic
     opt_state: optax.OptState
     actor_norm: RunningNorm
@@ -38,6 +46,11 @@ class LearnerState(eqx.Module):
     iteration: Int[Array, ""]
     env_steps: Float[Array, ""]  # float: int32 overflows after 2^31 steps
     rng: PRNGKeyArray
+
+    @property
+    def policy_params(self) -> PolicyParams:
+        """What the actor policy acts with."""
+        return PolicyParams(self.actor, self.actor_norm)
 
 
 class _Collected(eqx.Module):
@@ -51,28 +64,18 @@ class _Collected(eqx.Module):
     metrics: dict[str, Array]
 
 
-class RolloutState(eqx.Module):
-    """What lives across iterations on the env side; rebuilt from a reset on resume."""
-
-    env: EnvState
-    policy_carry: Float[Array, "E carry"]
-    episode_return: Float[Array, " E"]
-
-
-def init_learner(env: Env, cfg: PPOConfig, rng: PRNGKeyArray) -> LearnerState:
-    """Fresh models sized from the env's observations (no hard-coded sizes)."""
-    state = jax.eval_shape(env.reset, rng)
-    obs_size = flatten_obs(jax.tree.map(lambda s: jnp.zeros(s.shape), state.obs), 1).shape[-1]
-    critic_size = flatten_obs(jax.tree.map(lambda s: jnp.zeros(s.shape), state.critic_obs), 1).shape[-1]
+def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerState:
+    """Fresh models sized from the env's observation layouts (no hard-coded sizes)."""
+    actor_size, critic_size = env.actor_layout.size, env.critic_layout.size
     actor_key, critic_key, rng = jax.random.split(rng, 3)
-    actor = MLPActor(obs_size, env.model.nu, cfg.actor_hidden, cfg.init_action_std, actor_key)
+    actor = MLPActor(actor_size, env.model.nu, cfg.actor_hidden, cfg.init_action_std, actor_key)
     critic = MLPCritic(critic_size, cfg.critic_hidden, critic_key)
     opt_state = make_optimizer(cfg).init(eqx.filter((actor, critic), eqx.is_inexact_array))
     return LearnerState(
         actor=actor,
         critic=critic,
         opt_state=opt_state,
-        actor_norm=RunningNorm.init(obs_size),
+        actor_norm=RunningNorm.init(actor_size),
         critic_norm=RunningNorm.init(critic_size),
         iteration=jnp.int32(0),
         env_steps=jnp.float32(0.0),
@@ -80,101 +83,77 @@ def init_learner(env: Env, cfg: PPOConfig, rng: PRNGKeyArray) -> LearnerState:
     )
 
 
-def init_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray) -> RolloutState:
-    """Reset every env and the policy carries."""
-    carry0 = learner.actor.initial_carry()
-    carry_E = jnp.broadcast_to(carry0, (env.num_envs, *carry0.shape))
-    return RolloutState(env.reset(rng), jnp.array(carry_E), jnp.zeros(env.num_envs))
+def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray) -> RolloutState:
+    """Reset every env for training with `learner`'s policy."""
+    return init_rollout(env, ActorPolicy(env.actor_layout), learner.policy_params, rng)
 
 
-def act(
-    learner: LearnerState, obs_E: dict[str, Array], carry_E: Array, rng: PRNGKeyArray | None
-) -> tuple[Float[Array, "E act"], Float[Array, "E act"], Array]:
-    """(action, mean, next carry) for a batch; `rng=None` acts deterministically (the mean)."""
-    x_E = learner.actor_norm(flatten_obs(obs_E, 1))
-    mean_E, carry_E = jax.vmap(learner.actor)(x_E, carry_E)
-    if rng is None:
-        return mean_E, mean_E, carry_E
-    action_E = mean_E + jnp.exp(learner.actor.log_std) * jax.random.normal(rng, mean_E.shape)
-    return action_E, mean_E, carry_E
-
-
-def episode_metrics(traj: Transition, return_TE: Array, ctrl_dt: float) -> dict[str, Array]:
-    """Per-term mean reward per step, episode length/return and termination shares, over ended episodes."""
+def episode_metrics(steps: RolloutStep, ctrl_dt: float) -> dict[str, Array]:
+    """Per-step mean and per-episode sum of each reward term, episode length and termination shares."""
+    traj = steps.transition
     metrics = {f"reward/{k}": v.mean() for k, v in traj.reward_terms.items()}
     metrics["reward/total"] = traj.reward.mean()
     done = traj.done.astype(jnp.float32)
     num_done = jnp.maximum(done.sum(), 1.0)
+    metrics |= {f"episode_reward/{k}": jnp.sum(v * done) / num_done for k, v in steps.episode_returns.items()}
     metrics["episode/num_ended"] = done.sum()
     metrics["episode/length_s"] = jnp.sum(traj.episode_step * done) * ctrl_dt / num_done
-    metrics["episode/return"] = jnp.sum(return_TE * done) / num_done
     metrics["episode/failure_rate"] = jnp.sum(traj.terminated) / num_done
     for name, hit in traj.termination_reasons.items():
         metrics[f"termination/{name}"] = jnp.sum(hit & traj.done) / num_done
     return metrics
 
 
+def _all_finite(tree: object) -> Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))]
+    return jnp.all(jnp.stack(leaves))
+
+
 def make_train_step(
-    env: Env, cfg: PPOConfig, on_rollout_done: Callable[[Array], None] | None = None
+    env: Env, cfg: LearnerConfig, on_rollout_done: Callable[[Array], None] | None = None
 ) -> Callable[[LearnerState, RolloutState], tuple[LearnerState, RolloutState, dict[str, Array]]]:
     """The jitted, buffer-donating iteration: `(learner, rollout) -> (learner, rollout, metrics)`.
 
-    On `mjx` the iteration is one XLA program. On `mujoco` it is two, rollout then update,
-    because JAX does not write programs containing host callbacks to the persistent
-    compilation cache: split, the update is cached and a second launch compiles only the
-    rollout.
+    One XLA program, unless the backend's physics are host callbacks: JAX never writes such a
+    program to its persistent compile cache, so there the update is a second program, which is
+    cached, and a second launch compiles only the rollout.
     `on_rollout_done`, if given, is called on the host once the rollout's results exist
     (the runner records the time there to split rollout from update time).
     """
     cfg.validate()
-    split_update = env.backend.name == "mujoco"
     optimizer = make_optimizer(cfg)
-    step_E = env.step_batch
-
-    def rollout(learner: LearnerState, ro: RolloutState, rng: PRNGKeyArray) -> tuple[RolloutState, tuple]:
-        def env_step(ro: RolloutState, rng_t: PRNGKeyArray) -> tuple[RolloutState, tuple]:
-            action_E, mean_E, carry_E = act(learner, ro.env.obs, ro.policy_carry, rng_t)
-            log_prob_E = gaussian_log_prob(mean_E, learner.actor.log_std, action_E)
-            env_state, tr = step_E(ro.env, action_E)
-            carry_E = jnp.where(tr.done[:, None], learner.actor.initial_carry(), carry_E)
-            ret_E = ro.episode_return + tr.reward
-            next_ro = RolloutState(env_state, carry_E, jnp.where(tr.done, 0.0, ret_E))
-            return next_ro, (tr, log_prob_E, mean_E, ret_E)
-
-        return jax.lax.scan(env_step, ro, jax.random.split(rng, cfg.rollout_length))
+    policy, critic_layout = ActorPolicy(env.actor_layout), env.critic_layout
 
     def collect(learner: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
         rollout_rng, update_rng, rng = jax.random.split(learner.rng, 3)
         carry_E = ro.policy_carry
-        ro, (traj, log_prob_TE, mean_TE, return_TE) = rollout(learner, ro, rollout_rng)
+        ro, steps = rollout(env, policy, learner.policy_params, ro, rollout_rng, cfg.rollout_length)
+        traj = steps.transition
         if on_rollout_done is not None:
             jax.debug.callback(on_rollout_done, traj.reward.sum())
 
-        critic_value = jax.vmap(learner.critic)
-        actor_obs_TE = flatten_obs(traj.obs, 2)
-        critic_obs_TE = flatten_obs(traj.critic_obs, 2)
+        critic_TE = jax.vmap(jax.vmap(learner.critic))
+        actor_obs_TE = env.actor_layout.flatten(traj.obs)
+        critic_obs_TE = critic_layout.flatten(traj.critic_obs)
         critic_in_TE = learner.critic_norm(critic_obs_TE)
-        value_TE = jax.vmap(critic_value)(critic_in_TE)
-        value_last_E = critic_value(learner.critic_norm(flatten_obs(ro.env.critic_obs, 1)))
+        value_TE = critic_TE(critic_in_TE)
+        value_t_f_E = jax.vmap(learner.critic)(learner.critic_norm(critic_layout.flatten(ro.env.critic_obs)))
         # a truncated step still has a future: fold γ·V(state reached) into its reward
-        next_value_TE = jax.vmap(critic_value)(learner.critic_norm(flatten_obs(traj.next_critic_obs, 2)))
-        reward_TE = traj.reward + cfg.gamma * next_value_TE * traj.truncated
-        advantage_TE, return_target_TE = compute_gae(
-            reward_TE, value_TE, value_last_E, traj.done, cfg.gamma, cfg.gae_lambda
-        )
+        value_t_plus_1_TE = critic_TE(learner.critic_norm(critic_layout.flatten(traj.critic_obs_t_plus_1)))
+        reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
+        advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)
         batch = Batch(
             actor_obs=learner.actor_norm(actor_obs_TE),
             critic_obs=critic_in_TE,
             action=traj.action,
-            log_prob=log_prob_TE,
-            mean=mean_TE,
+            log_prob=steps.log_prob,
+            mean=steps.mean,
             done=traj.done,
             value=value_TE,
             advantage=advantage_TE,
-            ret=return_target_TE,
+            ret=return_TE,
         )
-        metrics = episode_metrics(traj, return_TE, env.ctrl_dt)
-        metrics["value/mean"] = value_TE.mean()
+        metrics = episode_metrics(steps, env.ctrl_dt) | {"value/mean": value_TE.mean()}
         raw_obs = (actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1]), critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1]))
         return ro, _Collected(batch, carry_E, raw_obs, update_rng, rng, metrics)
 
@@ -193,7 +172,7 @@ def make_train_step(
         metrics |= c.metrics
         metrics["policy/action_std"] = jnp.mean(jnp.exp(actor.log_std))
         # statistics of this rollout take effect from the next one, so rollout and update agree
-        learner = LearnerState(
+        updated = LearnerState(
             actor=actor,
             critic=critic,
             opt_state=opt_state,
@@ -203,9 +182,18 @@ def make_train_step(
             env_steps=learner.env_steps + cfg.rollout_length * env.num_envs,
             rng=c.rng,
         )
-        return learner, metrics
+        health = {
+            "health/loss_finite": jnp.isfinite(metrics["loss/total"]),
+            "health/params_finite": _all_finite((actor, critic, opt_state)),
+            "health/obs_stats_finite": _all_finite((updated.actor_norm, updated.critic_norm)),
+        }
+        adopt = jnp.all(jnp.stack(list(health.values())))
+        new, static = eqx.partition(updated, eqx.is_array)
+        old = eqx.filter(learner, eqx.is_array)
+        learner = eqx.combine(jax.tree.map(lambda a, b: jnp.where(adopt, a, b), new, old), static)
+        return learner, metrics | health
 
-    if not split_update:
+    if not env.backend.host_callbacks:
 
         def train_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
             ro, collected = collect(learner, ro)

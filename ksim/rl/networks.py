@@ -1,4 +1,4 @@
-"""Policies and value functions as equinox modules.
+"""Actors and value functions as equinox modules (`ksim.rl.policy` turns an actor into a `Policy`).
 
 The actor interface is recurrent-ready: every actor maps `(obs, carry) -> (mean,
 carry)`, and `initial_carry()` gives the state at the start of an episode. An MLP's
@@ -7,17 +7,29 @@ resets it where an episode ended (`done`).
 """
 
 import math
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ksim.config import opt
+
 Carry = Float[Array, " carry"]
 
 
-class Policy(eqx.Module):
-    """A Gaussian policy over actions: a mean network plus a learned, state-free log std."""
+@dataclass(kw_only=True)
+class NetworkConfig:
+    """The actor's and the critic's shapes."""
+
+    actor_hidden: tuple[int, ...] = opt((256, 256), "actor MLP hidden widths, e.g. 256,256", ge=1)
+    critic_hidden: tuple[int, ...] = opt((256, 256), "critic MLP hidden widths", ge=1)
+    init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy", gt=0)
+
+
+class Actor(eqx.Module):
+    """A Gaussian actor: a mean network plus a learned, state-free log std."""
 
     def initial_carry(self) -> Carry:
         """The recurrent state at the start of an episode (empty for feed-forward actors)."""
@@ -53,7 +65,7 @@ def _mlp(in_size: int, out_size: int, hidden: tuple[int, ...], key: PRNGKeyArray
     return eqx.tree_at(lambda m: m.layers[-1].weight, mlp, last.weight * final_scale)
 
 
-class MLPActor(Policy):
+class MLPActor(Actor):
     """A feed-forward Gaussian actor."""
 
     net: eqx.nn.MLP

@@ -5,7 +5,7 @@ split the env axis and keep whole time sequences, so a recurrent actor can be re
 over them from the carry it had at the start of the rollout.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import equinox as eqx
@@ -14,53 +14,33 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ksim.rl.networks import MLPCritic, Policy, gaussian_entropy, gaussian_log_prob
-
-
-def opt(default: Any, help: str) -> Any:
-    """A dataclass field with its help text (shown by `--help`). Defaults must be immutable."""
-    return field(default=default, metadata={"help": help})
+from ksim.config import check_fields, opt
+from ksim.rl.networks import Actor, MLPCritic, gaussian_entropy, gaussian_log_prob
 
 
 @dataclass(kw_only=True)
 class PPOConfig:
     """PPO's numbers. The dataset of one update is `rollout_length * num_envs` env states."""
 
-    num_envs: int = opt(256, "environments simulated in parallel")
-    rollout_length: int = opt(32, "control steps per env per rollout (T)")
-    num_minibatches: int = opt(4, "minibatches per epoch; must divide num_envs (minibatches split the env axis)")
-    num_epochs: int = opt(4, "passes over the dataset per update")
-    learning_rate: float = opt(3e-4, "Adam learning rate (the initial one when adaptive_lr is on)")
+    rollout_length: int = opt(32, "control steps per env per rollout (T)", ge=1)
+    num_minibatches: int = opt(4, "minibatches per epoch; must divide num_envs (minibatches split the env axis)", ge=1)
+    num_epochs: int = opt(4, "passes over the dataset per update", ge=1)
+    learning_rate: float = opt(3e-4, "Adam learning rate (the initial one when adaptive_lr is on)", gt=0)
     adaptive_lr: bool = opt(True, "scale the learning rate to keep the KL near desired_kl")
-    desired_kl: float = opt(0.01, "target KL between the rollout policy and the updated one")
-    kl_coef: float = opt(0.0, "weight of a KL penalty in the loss (0 turns it off)")
-    gamma: float = opt(0.99, "discount per control step")
-    gae_lambda: float = opt(0.95, "GAE lambda")
-    clip_eps: float = opt(0.2, "PPO ratio clip")
-    value_clip: float = opt(0.2, "value-loss clip around the rollout's value (0 turns it off)")
-    value_coef: float = opt(0.5, "weight of the value loss")
+    desired_kl: float = opt(0.01, "target KL between the rollout policy and the updated one", gt=0)
+    kl_coef: float = opt(0.0, "weight of a KL penalty in the loss (0 turns it off)", ge=0)
+    gamma: float = opt(0.99, "discount per control step", ge=0, le=1)
+    gae_lambda: float = opt(0.95, "GAE lambda", ge=0, le=1)
+    clip_eps: float = opt(0.2, "PPO ratio clip", gt=0)
+    value_clip: float = opt(0.2, "value-loss clip around the rollout's value (0 turns it off)", ge=0)
+    value_coef: float = opt(0.5, "weight of the value loss", ge=0)
     entropy_coef: float = opt(0.001, "weight of the entropy bonus")
-    max_grad_norm: float = opt(1.0, "global gradient-norm clip")
+    max_grad_norm: float = opt(1.0, "global gradient-norm clip", gt=0)
     normalize_advantages: bool = opt(True, "standardise advantages per minibatch")
-    actor_hidden: tuple[int, ...] = opt((256, 256), "actor MLP hidden widths, e.g. 256,256")
-    critic_hidden: tuple[int, ...] = opt((256, 256), "critic MLP hidden widths")
-    init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy")
-
-    @property
-    def num_env_states_per_minibatch(self) -> int:
-        """Env states in one minibatch."""
-        return self.rollout_length * self.num_envs // self.num_minibatches
 
     def validate(self) -> None:
-        """Raise a one-line error when the batch numbers do not fit together."""
-        for name in ("num_envs", "rollout_length", "num_minibatches", "num_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
-        if self.num_envs % self.num_minibatches:
-            raise ValueError(
-                f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs} "
-                "(minibatches split the env axis)"
-            )
+        """Raise a one-line error for a NaN, infinite or out-of-range number."""
+        check_fields(self)
 
 
 class Batch(eqx.Module):
@@ -108,8 +88,16 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     return optax.inject_hyperparams(build)(learning_rate=cfg.learning_rate)
 
 
+def with_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
+    """`make_optimizer`'s state with its learning rate replaced."""
+    old = opt_state.hyperparams["learning_rate"]
+    return opt_state._replace(
+        hyperparams={**opt_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, old.dtype)}
+    )
+
+
 def _loss(
-    models: tuple[Policy, MLPCritic], mb: Batch, carry_B: Array, old_log_std: Array, cfg: PPOConfig
+    models: tuple[Actor, MLPCritic], mb: Batch, carry_B: Array, old_log_std: Array, cfg: PPOConfig
 ) -> tuple[Array, dict[str, Array]]:
     actor, critic = models
     mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(mb.actor_obs, mb.done, carry_B)
@@ -153,7 +141,7 @@ def _loss(
 
 
 def update(
-    actor: Policy,
+    actor: Actor,
     critic: MLPCritic,
     opt_state: optax.OptState,
     batch: Batch,
@@ -162,7 +150,7 @@ def update(
     rng: PRNGKeyArray,
     cfg: PPOConfig,
     optimizer: optax.GradientTransformation,
-) -> tuple[Policy, MLPCritic, optax.OptState, dict[str, Array]]:
+) -> tuple[Actor, MLPCritic, optax.OptState, dict[str, Array]]:
     """`num_epochs` passes of `num_minibatches` gradient steps; returns the mean of each metric."""
     num_envs = batch.done.shape[1]
     per_mb = num_envs // cfg.num_minibatches
@@ -181,8 +169,7 @@ def update(
             lr = opt_state.hyperparams["learning_rate"]
             lr = jnp.where(metrics["policy/kl"] > 2 * cfg.desired_kl, lr / 1.5, lr)
             lr = jnp.where(metrics["policy/kl"] < cfg.desired_kl / 2, lr * 1.5, lr)
-            hyperparams = {**opt_state.hyperparams, "learning_rate": jnp.clip(lr, 1e-5, 1e-2)}
-            opt_state = opt_state._replace(hyperparams=hyperparams)
+            opt_state = with_learning_rate(opt_state, jnp.clip(lr, 1e-5, 1e-2))
         return (params, opt_state), metrics
 
     def epoch_step(carry: tuple, rng_epoch: PRNGKeyArray) -> tuple[tuple, dict[str, Array]]:

@@ -1,10 +1,17 @@
-"""The command line: `key=value` overrides of a config dataclass, with `--help` from its fields."""
+"""The command line: `key=value` overrides of a config dataclass, with `--help` from its fields.
+
+Tasks, the viewer and the benchmarks all parse their arguments here. `--key value` and
+`--key=value` are accepted as spellings of `key=value`.
+"""
 
 import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from ksim.config import field_meta
 
 C = TypeVar("C")
 
@@ -84,7 +91,7 @@ def help_text(cls: type, prog: str) -> str:
         if isinstance(default, tuple):
             default = ",".join(map(str, default))
         lines.append(f"  {f.name}={default}  [{_type_name(types_[f.name])}]")
-        lines.append(f"      {f.metadata.get('help', '')}")
+        lines.append(f"      {field_meta(cls, f.name).get('help', '')}")
     return "\n".join(lines)
 
 
@@ -92,7 +99,11 @@ def parse_overrides(cls: type, argv: list[str]) -> dict[str, Any]:
     """`key=value` arguments as typed field values; unknown keys and bad values raise CLIError."""
     types_ = field_types(cls)
     values: dict[str, Any] = {}
-    for arg in argv:
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg.startswith("--") and "=" not in arg and args:
+            arg = f"{arg}={args.pop(0)}"
         key, sep, text = arg.partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep:
@@ -117,7 +128,20 @@ def build(cls: type[C], values: dict[str, Any]) -> C:
     return config
 
 
-def exit_on_error(message: str) -> typing.NoReturn:
-    """Print a one-line error and exit with status 2, as argument parsers do."""
+def command_line(
+    cls: type[C], argv: list[str], prog: str, resolve: Callable[[type[C], dict[str, Any]], C] = build
+) -> C:
+    """The config from `argv`; `--help` prints the fields and exits 0, a mistake exits 2 with one line."""
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print(help_text(cls, prog))
+        raise SystemExit(0)
+    try:
+        return resolve(cls, parse_overrides(cls, argv))
+    except (CLIError, ValueError, FileNotFoundError) as err:
+        exit_on_error(str(err))
+
+
+def exit_on_error(message: str, code: int = 2) -> typing.NoReturn:
+    """Print a one-line error and exit with `code` (2, as argument parsers do, for a bad command line)."""
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(code)

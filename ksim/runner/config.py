@@ -1,6 +1,6 @@
-"""The run configuration: PPO's numbers plus what the runner needs. Tasks subclass it.
+"""The run configuration: the learner's settings plus what the runner needs. Tasks subclass it.
 
-Every field is a command-line `key=value`; its help text lives beside it (`opt`).
+Every field is a command-line `key=value`; its help text and bounds live beside it (`opt`).
 """
 
 import dataclasses
@@ -9,34 +9,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ksim.rl.ppo import PPOConfig, opt
+from ksim.config import check_fields, opt
+from ksim.rl.learner import LearnerConfig
 
 
 @dataclass(kw_only=True)
-class RunConfig(PPOConfig):
+class RunConfig(LearnerConfig):
     """What to do (`action`), where from (`pretrained`), and how to train, save, log and film."""
 
+    num_envs: int = opt(256, "environments simulated in parallel", ge=1)
     action: Literal["train", "env", "eval"] = opt(
         "train", "train: PPO; env: roll the policy out and save an mp4; eval: survival and tracking metrics"
     )
     pretrained: str | None = opt(None, "a run directory (or checkpoint file) to resume or evaluate")
-    checkpoint_num: int | None = opt(None, "which checkpoint of `pretrained` (its iteration); latest if unset")
-    max_steps: int | None = opt(None, "train this many iterations (rollout + update), save and exit; unset: forever")
+    checkpoint_num: int | None = opt(None, "which checkpoint of `pretrained` (its iteration); latest if unset", ge=0)
+    max_steps: int | None = opt(
+        None, "train this many iterations (rollout + update), save and exit; unset: forever", ge=1
+    )
     physics_backend: Literal["auto", "mjx", "mujoco"] = opt(
         "auto", "auto picks mjx on a GPU/TPU and the native mujoco batch on a CPU"
     )
-    nthread: int = opt(0, "threads of the mujoco backend (0: one per core)")
+    nthread: int = opt(0, "threads of the mujoco backend (0: one per core)", ge=0)
     seed: int = opt(0, "random seed")
     run_root: str | None = opt(None, "folder for run_N directories (default: beside the task file)")
-    save_every_iters: int = opt(50, "save a checkpoint every this many iterations")
-    save_every_seconds: float = opt(600.0, "... and at least this often (wall-clock seconds)")
-    keep_checkpoints: int = opt(5, "keep the newest this many checkpoints")
-    video_every_iters: int = opt(100, "write a validation mp4 every this many iterations (0: never; no OpenGL needed)")
-    video_seconds: float = opt(4.0, "length of evaluation and validation videos (s)")
-    video_size: tuple[int, ...] = opt((320, 240), "video width,height in pixels")
-    video_fps: int = opt(25, "frames per second of videos (frames are rendered at this rate, not per step)")
-    eval_num_envs: int = opt(64, "episodes (one per env) that action=eval measures")
-    eval_seconds: float = opt(10.0, "episode length that action=eval measures over (s)")
+    save_every_iters: int = opt(50, "save a checkpoint every this many iterations", ge=1)
+    save_every_seconds: float = opt(600.0, "... and at least this often (wall-clock seconds)", gt=0)
+    keep_checkpoints: int = opt(5, "keep the newest this many checkpoints", ge=1)
+    video_every_iters: int = opt(
+        100, "write a validation mp4 every this many iterations (0: never; no OpenGL needed)", ge=0
+    )
+    video_seconds: float = opt(4.0, "length of evaluation and validation videos (s)", gt=0)
+    video_size: tuple[int, int] = opt((320, 240), "video width,height in pixels", ge=16)
+    video_fps: int = opt(25, "frames per second of videos (frames are rendered at this rate, not per step)", ge=1)
+    eval_num_envs: int = opt(64, "episodes (one per env) that action=eval measures", ge=1)
+    eval_seconds: float = opt(10.0, "episode length that action=eval measures over (s)", gt=0)
     policy: Literal["trained", "zero"] = opt("trained", "zero: hold the stance (all-zero actions) as a baseline")
     deterministic: bool = opt(True, "env/eval act with the policy mean instead of sampling")
     phase_timing: bool = opt(
@@ -44,6 +50,20 @@ class RunConfig(PPOConfig):
         "log rollout and update time apart (a host callback; on mjx it keeps the train step out of the compile cache)",
     )
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent XLA compile cache folder ('' turns it off)")
+
+    @property
+    def num_env_states_per_minibatch(self) -> int:
+        """Env states in one minibatch."""
+        return self.rollout_length * self.num_envs // self.num_minibatches
+
+    def validate(self) -> None:
+        """Raise a one-line error when a number is out of range or the batch numbers do not fit together."""
+        check_fields(self)
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs} "
+                "(minibatches split the env axis)"
+            )
 
     def to_json(self) -> str:
         """The resolved config as JSON (saved in each run directory)."""
@@ -53,7 +73,16 @@ class RunConfig(PPOConfig):
 # fields that say what to do now, never taken from a saved run's config
 PER_LAUNCH_FIELDS = ("action", "pretrained", "checkpoint_num", "max_steps", "policy")
 
+# fields that a resumed run takes from its checkpoint, whatever the command line says
+RESTORED_ON_RESUME = {"seed": "the RNG state", "init_action_std": "the policy's standard deviation"}
+
 
 def load_saved(path: Path) -> dict[str, Any]:
-    """A run directory's saved config, as field values."""
-    return json.loads(path.read_text())
+    """A run directory's saved config, as field values; a one-line ValueError if it cannot be read."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable config ({err}); fix or delete it") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} is not a readable config (not a JSON object); fix or delete it")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}

@@ -1,5 +1,6 @@
 """The training loop: a thin host loop around the jitted train step, with saves, logs and videos."""
 
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -7,14 +8,15 @@ from pathlib import Path
 from types import FrameType
 
 import jax
-import numpy as np
 
 from ksim.engine.env import Env
-from ksim.rl.learner import LearnerState, init_rollout, make_train_step
+from ksim.rl.learner import HEALTH, LearnerState, make_train_step, start_rollout
+from ksim.rl.policy import ActorPolicy
 from ksim.runner import checkpoint
 from ksim.runner.config import RunConfig
 from ksim.runner.logging import TrainLogger
 from ksim.runner.profiling import profiled
+from ksim.runner.video import VideoRecorder
 
 
 class StopRequest:
@@ -38,10 +40,29 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def save(run_dir: Path, learner: LearnerState, cfg: RunConfig, started: float) -> Path:
-    """Checkpoint the learner at its current iteration."""
+def save(run_dir: Path, learner: LearnerState, cfg: RunConfig, env: Env, started: float) -> Path:
+    """Checkpoint the learner at its current iteration, with what it was trained on."""
+    spec = env.spec()
     header = {"env_steps": float(learner.env_steps), "wall_seconds": time.time() - started}
+    header |= {k: spec[k] for k in ("actor_observations", "critic_observations", "joints")}
     return checkpoint.save(run_dir, int(learner.iteration), learner, header, cfg.keep_checkpoints)
+
+
+def reward_table(env: Env) -> str:
+    """The reward terms and their scales, one per line (printed when training starts)."""
+    rows = [f"  {r.name:32s} {r.scale:+.4g}" for r in env.rewards]
+    return "\n".join([f"reward terms (each × scale × ctrl_dt={env.ctrl_dt} per step):", *rows])
+
+
+def _non_finite(host: dict[str, float], iteration: int, run_dir: Path) -> str | None:
+    broken = [what for key, what in HEALTH.items() if not host.pop(key)]
+    if not broken:
+        return None
+    return (
+        f"iteration {iteration + 1} made the {' and '.join(broken)} non-finite, so that update was not adopted; "
+        f"the last good state (iteration {iteration}) is saved in {run_dir}; resume with pretrained={run_dir} "
+        "and a lower learning_rate= (or look for a reward or observation that can be NaN)"
+    )
 
 
 def train(
@@ -57,9 +78,10 @@ def train(
     train_step = profiled("train_step", make_train_step(env, cfg, mark))
     start_iteration = int(learner.iteration)
     target = None if cfg.max_steps is None else start_iteration + cfg.max_steps
+    (run_dir / "task.json").write_text(json.dumps(env.spec(), indent=2))
     logger = TrainLogger(run_dir, start_iteration, target)
-    logger.text(f"run directory: {run_dir}\n{env.describe()}")
-    rollout_state = init_rollout(env, learner, jax.random.fold_in(learner.rng, 1))
+    logger.text(f"run directory: {run_dir}\n{env.describe()}\n{reward_table(env)}")
+    rollout_state = start_rollout(env, learner, jax.random.fold_in(learner.rng, 1))
     stop = StopRequest()
     started = last_save = time.time()
     try:
@@ -72,19 +94,20 @@ def train(
             host["perf/env_steps_per_s"] = cfg.rollout_length * env.num_envs / (t1 - t0)
             if marks:
                 host |= {"perf/rollout_s": marks[0] - t0, "perf/update_s": t1 - marks[0]}
-            if not np.isfinite(host["loss/total"]):
-                raise FloatingPointError(f"the loss is {host['loss/total']} at iteration {int(learner.iteration)}")
             iteration = int(learner.iteration)
+            problem = _non_finite(host, iteration, run_dir)
+            if problem:
+                raise FloatingPointError(problem)
             logger.log(iteration, float(learner.env_steps), host)
             if iteration % cfg.save_every_iters == 0 or time.time() - last_save > cfg.save_every_seconds:
-                save(run_dir, learner, cfg, started)
+                save(run_dir, learner, cfg, env, started)
                 last_save = time.time()
             if write_video is not None and cfg.video_every_iters and iteration % cfg.video_every_iters == 0:
                 write_video(learner, run_dir / "videos" / f"iter_{iteration}.mp4")
     finally:
         stop.restore()
         try:
-            logger.text(f"saved {save(run_dir, learner, cfg, started)}")
+            logger.text(f"saved {save(run_dir, learner, cfg, env, started)}")
         except Exception as err:  # e.g. interrupted inside a step whose inputs were already donated
             logger.text(f"could not save the final state ({err}); the newest checkpoint in {run_dir} stands")
         logger.close()
@@ -98,24 +121,20 @@ class VideoWriter:
         """`make_env()` builds a 1-env Env on first use (so training without videos never builds it)."""
         self.make_env = make_env
         self.cfg = cfg
-        self.env: Env | None = None
+        self.recorder: VideoRecorder | None = None
         self.enabled = True
 
     def __call__(self, learner: LearnerState, path: Path) -> None:
         """Roll the policy out deterministically for `video_seconds` and write `path`."""
-        from ksim.runner.evaluate import collect_qpos, policy_act_fn
-        from ksim.runner.video import render_mp4
-
         if not self.enabled:
             return
-        if self.env is None:
-            self.env = self.make_env()
-        env = self.env
-        act_fn, carry0 = policy_act_fn(learner, True, env.model.nu)
-        every = max(1, round(1.0 / (self.cfg.video_fps * env.ctrl_dt)))
-        qpos_F = collect_qpos(env, act_fn, carry0, self.cfg.video_seconds, every, learner.rng)
+        if self.recorder is None:
+            env, cfg = self.make_env(), self.cfg
+            self.recorder = VideoRecorder(
+                env, ActorPolicy(env.actor_layout, True), cfg.video_seconds, cfg.video_fps, cfg.video_size
+            )
         try:
-            render_mp4(env.model, qpos_F, path, self.cfg.video_fps, self.cfg.video_size)
+            self.recorder(learner.policy_params, learner.rng, path)
             print(f"video: {path}", flush=True)
         except Exception as err:  # no OpenGL: keep training, say how to fix it once
             self.enabled = False

@@ -57,7 +57,7 @@ def test_actuator_force_previous_action_and_command(hopper_model):
     # PD: τ = kp (ctrl - q) - kd q̇ = 30 (0 - 0.1) - 1 * 2 = -5
     ctx = context(hopper_model, qpos=[0, 0, 1, 1, 0, 0, 0, 0.1, 0], qvel=[0] * 6 + [2.0, 0])
     np.testing.assert_allclose(c.ActuatorForce().bind(hopper_model).observe(ctx), [-5.0, 0.0], atol=1e-5)
-    ctx = context(hopper_model, prev_action=[0.5, -0.5], command={"velocity": jnp.array([1.0, 0.0, 0.2])})
+    ctx = context(hopper_model, action_t_minus_1=[0.5, -0.5], command={"velocity": jnp.array([1.0, 0.0, 0.2])})
     np.testing.assert_allclose(c.PreviousAction().bind(hopper_model).observe(ctx), [0.5, -0.5])
     np.testing.assert_allclose(c.CommandObservation(command="velocity").observe(ctx), [1.0, 0.0, 0.2])
 

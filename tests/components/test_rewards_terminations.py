@@ -23,8 +23,8 @@ def test_costs(hopper_model):
         hopper_model,
         qpos=[0, 0, 1, 1, 0, 0, 0, 0.5, -0.2],
         qvel=[0] * 6 + [1.0, -2.0],
-        action=[1.0, 0.0],
-        prev_action=[0.0, 0.5],
+        action_t=[1.0, 0.0],
+        action_t_minus_1=[0.0, 0.5],
     )
     assert np.isclose(c.JointDeviation().bind(hopper_model).compute(ctx), 0.3**2)
     assert np.isclose(c.ActionRate().compute(ctx), 1.0 + 0.25)

@@ -11,7 +11,8 @@ import pytest
 import ksim
 from ksim import components as c
 from ksim.components.events import EventEffect
-from tests.conftest import HOPPER
+from ksim.engine.rollout import init_rollout, rollout
+from tests.conftest import HOPPER, UniformPolicy
 
 E = 4
 
@@ -76,7 +77,7 @@ def test_auto_reset_restarts_only_the_done_env(env):
     assert time[0] == 0.0 and np.allclose(time[1:], 0.02)
     # the restarted env is back at a stance, its bootstrap observation is of the state it reached
     np.testing.assert_allclose(state.physics.qpos[0, 2], 0.43, atol=1e-6)
-    np.testing.assert_allclose(tr.next_critic_obs["joint_position"][1:], state.critic_obs["joint_position"][1:])
+    np.testing.assert_allclose(tr.critic_obs_t_plus_1["joint_position"][1:], state.critic_obs["joint_position"][1:])
     assert np.all(np.isfinite(np.asarray(tr.reward))) and np.allclose(tr.reward, tr.reward[0])
 
 
@@ -87,7 +88,7 @@ def test_nan_guard_resets_and_counts_without_poisoning_the_batch(env):
     np.testing.assert_array_equal(tr.termination_reasons["unstable"], [False, True, False, False])
     np.testing.assert_array_equal(tr.terminated, [False, True, False, False])
     assert float(tr.reward[1]) == 0.0 and float(tr.reward[0]) > 0.0
-    for leaf in jax.tree.leaves((state.obs, state.critic_obs, tr.next_critic_obs, tr.reward_terms)):
+    for leaf in jax.tree.leaves((state.obs, state.critic_obs, tr.critic_obs_t_plus_1, tr.reward_terms)):
         assert np.all(np.isfinite(np.asarray(leaf)))
     assert float(state.physics.time[1]) == 0.0 and np.allclose(state.physics.time[np.array([0, 2, 3])], 0.02)
     # the other envs carry on exactly as without the explosion
@@ -98,9 +99,18 @@ def test_nan_guard_resets_and_counts_without_poisoning_the_batch(env):
     )
 
 
-def test_rollout_scans_a_policy(env):
-    rollout = env.rollout_fn(lambda obs, rng: jax.random.uniform(rng, (E, 2), minval=-1, maxval=1), 60)
-    state, traj = rollout(env.reset(jax.random.key(3)), jax.random.key(4))
+def test_rollout_scans_a_policy_and_restarts_its_carry_and_sums_per_episode(env):
+    policy = UniformPolicy(2)
+    state = init_rollout(env, policy, None, jax.random.key(3))
+    state, steps = jax.jit(lambda s, k: rollout(env, policy, None, s, k, 60))(state, jax.random.key(4))
+    # the carry counts steps and restarts with each episode
+    np.testing.assert_array_equal(state.policy_carry[:, 0], state.env.episode_step)
+    first_end = np.argmax(np.asarray(steps.transition.done), axis=0)
+    for e, t in enumerate(first_end):
+        total = float(steps.episode_returns["total"][t, e])
+        assert total == pytest.approx(float(steps.transition.reward[: t + 1, e].sum()), rel=1e-5)
+        assert total == pytest.approx(sum(float(v[t, e]) for k, v in steps.episode_returns.items() if k != "total"))
+    traj, state = steps.transition, state.env
     assert traj.reward.shape == (60, E) and traj.obs["joint_position"].shape == (60, E, 2)
     steps, truncated, terminated = (np.asarray(x) for x in (traj.episode_step, traj.truncated, traj.terminated))
     # 1 s episodes of 50 steps: every env ends one within 60 steps, truncations exactly at step 50
@@ -138,18 +148,27 @@ def test_auto_backend_picks_mujoco_on_cpu():
 
 
 def test_chunked_vmap_matches_vmap_with_keys_and_empty_leaves():
-    from ksim.engine.env import chunked_vmap
+    from ksim.physics.mjx import chunked_vmap
 
     def fn(key, x, empty):
         return jax.random.normal(key, (2,)) + x.sum(), empty * 2
 
-    keys = jax.random.split(jax.random.key(0), 12)
-    x, empty = jnp.arange(36.0).reshape(12, 3), jnp.zeros((12, 0))
+    keys = jax.random.split(jax.random.key(0), 13)
+    x, empty = jnp.arange(39.0).reshape(13, 3), jnp.zeros((13, 0))
     expected = jax.vmap(fn)(keys, x, empty)
-    got = jax.jit(chunked_vmap(fn, 12, 5))(keys, x, empty)  # 12 envs in chunks of 4
+    got = jax.jit(chunked_vmap(fn, 13, 5))(keys, x, empty)  # 13 envs in 3 chunks of 5, two of them padding
     for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_prime_number_of_envs_is_padded_into_few_chunks_not_stepped_one_by_one():
+    from ksim.physics.mjx import chunked_vmap
+
+    run = chunked_vmap(lambda v: 2 * v, 37, 32)
+    np.testing.assert_allclose(jax.jit(run)(jnp.arange(37.0)), 2 * np.arange(37.0))
+    scans = [e for e in jax.make_jaxpr(run)(jnp.arange(37.0)).jaxpr.eqns if e.primitive.name == "scan"]
+    assert [e.params["length"] for e in scans] == [2]  # 2 chunks of 19, where a divisor rule gave 37 of 1
 
 
 def test_mjx_on_cpu_above_the_chunk_size_matches_a_plain_vmap():

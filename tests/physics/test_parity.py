@@ -16,7 +16,8 @@ import numpy as np
 
 import ksim
 from ksim import components as c
-from tests.conftest import ARM
+from ksim.engine.rollout import init_rollout, rollout
+from tests.conftest import ARM, UniformPolicy
 
 STEPS, E = 150, 2
 
@@ -32,10 +33,11 @@ def _trajectory(backend: str):
         ctrl_dt=0.025,
     )
     env = ksim.Env(task, num_envs=E, physics_backend=backend)
-    # smooth random actions, the same on both backends (same keys)
-    rollout = env.rollout_fn(lambda obs, rng: 0.8 * jax.random.uniform(rng, (E, 3), minval=-1, maxval=1), STEPS)
-    _, traj = rollout(env.reset(jax.random.key(0)), jax.random.key(1))
-    return {k: np.asarray(v) for k, v in traj.obs.items()}
+    # random actions, the same on both backends (same keys)
+    policy = UniformPolicy(3, scale=0.8)
+    state = init_rollout(env, policy, None, jax.random.key(0))
+    _, steps = jax.jit(lambda s, k: rollout(env, policy, None, s, k, STEPS))(state, jax.random.key(1))
+    return {k: np.asarray(v) for k, v in steps.transition.obs.items()}
 
 
 def test_mjx_and_mujoco_trajectories_match():

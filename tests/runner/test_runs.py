@@ -1,21 +1,28 @@
 """Run directories, checkpoints, resume, Ctrl-C, eval and video through the real command line."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from examples.cartpole.cartpole import CartPoleConfig, make_task
+from ksim.components import Reward, SensorObservation
 from ksim.engine.env import Env
 from ksim.rl.learner import init_learner
+from ksim.rl.policy import ActorPolicy
 from ksim.runner import checkpoint, run
+from ksim.runner.video import VideoRecorder
 
 ROOT = Path(__file__).parents[2]
 FAST = ["num_envs=16", "rollout_length=8", "num_minibatches=2", "num_epochs=1", "compile_cache=", "video_every_iters=0"]
@@ -50,12 +57,111 @@ def test_train_save_and_resume_restore_the_whole_learner(tmp_path):
     assert int(second.iteration) == 1 and (tmp_path / "run_1").is_dir()
 
 
-def test_checkpoint_num_picks_a_checkpoint_and_a_missing_one_lists_the_others(tmp_path):
-    run(CartPoleConfig, make_task, "cartpole.py", [*FAST, f"run_root={tmp_path}", "max_steps=3", "save_every_iters=1"])
-    run_dir, path = checkpoint.resolve(tmp_path / "run_0", 2)
-    assert path.name == "ckpt_2.eqx"
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A cart-pole run with checkpoints 1, 2 and 3; tests copy it before changing it."""
+    root = tmp_path_factory.mktemp("runs")
+    run(CartPoleConfig, make_task, "cartpole.py", [*FAST, f"run_root={root}", "max_steps=3", "save_every_iters=1"])
+    return root / "run_0"
+
+
+@pytest.fixture
+def run_dir(trained_run, tmp_path):
+    return Path(shutil.copytree(trained_run, tmp_path / "run_0"))
+
+
+def _fails(argv, capsys, code=1, make=make_task) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run(CartPoleConfig, make, "cartpole.py", [*FAST, *argv])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == code and err.startswith("error: ") and "Traceback" not in err
+    return err
+
+
+def test_checkpoint_num_picks_a_checkpoint_and_a_missing_one_lists_the_others(run_dir):
+    assert checkpoint.resolve(run_dir, 2)[1].name == "ckpt_2.eqx"
     with pytest.raises(FileNotFoundError, match=r"checkpoint_num=9: .* has checkpoints \[1, 2, 3\]"):
         checkpoint.resolve(run_dir, 9)
+
+
+def test_a_run_directory_describes_its_task_and_checkpoints_carry_the_layout(run_dir):
+    task = json.loads((run_dir / "task.json").read_text())
+    names = ["cart_pos", "pole_angle", "cart_vel", "pole_vel"]
+    assert [o["name"] for o in task["actor_observations"]] == names and task["joints"] == ["slider"]
+    assert {r["name"]: r["scale"] for r in task["components"]["rewards"]} == {"stay_alive": 1.0, "pole_upright": 1.0}
+    header, _ = checkpoint.read(run_dir / "checkpoints" / "ckpt_3.eqx")
+    assert header["actor_observations"] == task["actor_observations"] and len(header["sha256"]) == 64
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning_and_named_when_asked_for(run_dir, capsys):
+    newest = run_dir / "checkpoints" / "ckpt_3.eqx"
+    newest.write_bytes(newest.read_bytes()[:-100])  # truncated, as by a full disk
+    assert checkpoint.resolve(run_dir, None)[1].name == "ckpt_2.eqx"
+    assert "ckpt_3.eqx is corrupt or truncated" in capsys.readouterr().err
+    err = _fails(["action=eval", f"pretrained={run_dir}", "checkpoint_num=3"], capsys)
+    assert "ckpt_3.eqx is corrupt or truncated" in err
+
+
+def test_resuming_from_an_older_checkpoint_sets_the_newer_ones_aside_and_says_what_overrides_do(run_dir, capsys):
+    args = [f"pretrained={run_dir}", "checkpoint_num=1", "max_steps=1", "adaptive_lr=false"]
+    learner = run(CartPoleConfig, make_task, "cartpole.py", [*FAST, *args, "learning_rate=0.005", "seed=7"])
+    out = capsys.readouterr().out
+    assert "set aside ckpt_2.eqx" in out and "set aside ckpt_3.eqx" in out
+    assert "note: seed=7 has no effect on resume" in out and "learning_rate=0.005 replaces the restored rate" in out
+    assert float(learner.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.005)
+    # the new branch's iteration 2 is the latest; the abandoned ones are kept, never picked
+    assert sorted(checkpoint.list_checkpoints(run_dir)) == [1, 2] and int(learner.iteration) == 2
+    assert (run_dir / "checkpoints" / "ckpt_3.eqx.abandoned").exists()
+
+
+def test_a_corrupt_config_is_a_one_line_error(run_dir, capsys):
+    (run_dir / "config.json").write_text('{"num_envs": 16,')
+    assert "config.json is not a readable config" in _fails([f"pretrained={run_dir}"], capsys, code=2)
+
+
+def test_a_checkpoint_of_other_observations_is_refused_naming_the_difference(run_dir, capsys):
+    def renamed(cfg):
+        task = make_task(cfg)
+        task.observations = [*task.observations[:1], SensorObservation(name="angle", sensor="pole_angle")]
+        return task
+
+    err = _fails(["action=eval", f"pretrained={run_dir}"], capsys, make=renamed)
+    assert "trained on other actor observations: 'pole_angle' (1) was dropped; 'cart_vel' (1) was dropped" in err
+    assert "'angle' (1) was added" in err
+
+
+@dataclass(kw_only=True)
+class NanReward(Reward):
+    def compute(self, ctx):
+        return jnp.float32(jnp.nan)
+
+
+def test_a_non_finite_update_is_never_adopted_or_saved(run_dir, capsys):
+    def poisoned(cfg):
+        task = make_task(cfg)
+        task.rewards = [*task.rewards, NanReward()]
+        return task
+
+    err = _fails([f"pretrained={run_dir}", "max_steps=2"], capsys, make=poisoned)
+    assert "iteration 4 made the loss and parameters or optimiser state non-finite" in err and "resume with" in err
+    cfg = CartPoleConfig(**{k: v for k, v in json.loads((run_dir / "config.json").read_text()).items()})
+    like = init_learner(Env(make_task(cfg), 16, "mujoco"), cfg, jax.random.PRNGKey(0))
+    assert max(checkpoint.list_checkpoints(run_dir)) == 3
+    for path in checkpoint.list_checkpoints(run_dir).values():
+        assert all(np.isfinite(x).all() for x in _leaves(checkpoint.load(path, like)[0]) if x.dtype.kind == "f")
+
+
+def test_a_video_rollout_compiles_once_for_every_set_of_weights():
+    cfg = CartPoleConfig()
+    env = Env(make_task(cfg), 1, "mujoco")
+    recorder = VideoRecorder(env, ActorPolicy(env.actor_layout, True), 0.5, 25, (64, 48))
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(lambda event, *a, **k: compiles.append(event))
+    first = recorder.rollout(init_learner(env, cfg, jax.random.PRNGKey(0)).policy_params, jax.random.PRNGKey(0))
+    compiled = len(compiles)
+    second = recorder.rollout(init_learner(env, cfg, jax.random.PRNGKey(1)).policy_params, jax.random.PRNGKey(0))
+    assert compiled > 0 and len(compiles) == compiled  # the second learner's weights reuse the program
+    assert not np.allclose(first, second)
 
 
 def _cli(args, **kwargs):

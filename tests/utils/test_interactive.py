@@ -5,13 +5,15 @@ import pytest
 
 from examples.kbot.standing import StandingConfig, make_task
 from ksim.engine.env import Env
+from ksim.engine.rollout import ZeroPolicy
 from ksim.utils.interactive.base import Controls, Key, SimSession
 from ksim.utils.interactive.plot import RewardPlot
 
 
 @pytest.fixture(scope="module")
 def session():
-    return SimSession(Env(make_task(StandingConfig()), 1, "mujoco"), act=None)
+    env = Env(make_task(StandingConfig()), 1, "mujoco")
+    return SimSession(env, ZeroPolicy(env.model.nu), None)
 
 
 def test_controls_map_the_spec_keys():

@@ -46,8 +46,8 @@ def display():
 def test_keys_drive_the_real_viewer(display, tmp_path):
     status, plot = tmp_path / "status.json", tmp_path / "plot" / "rewards.png"
     env = {**os.environ, "DISPLAY": display, "MUJOCO_GL": "glfw"}
-    cmd = [sys.executable, "-m", "examples.kbot.viz_standing", "--physics-backend", "mujoco", "--zero"]
-    cmd += ["--status-path", str(status), "--plot-path", str(plot), "--max-seconds", "120"]
+    cmd = [sys.executable, "-m", "examples.kbot.viz_standing", "--physics-backend", "mujoco", "policy=zero"]
+    cmd += [f"status_path={status}", f"plot_path={plot}", "max_seconds=120"]
     viewer = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def xdo(*args: str) -> str:

@@ -5,13 +5,14 @@ The window-free parts live here so that they can be tested without a display:
 `Env` and steps it with a policy or with zero actions.
 """
 
+import functools
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -19,24 +20,32 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ksim.components.base import ModelIndex
+from ksim.config import check_fields, opt
 from ksim.engine.env import Env
-from ksim.engine.state import EnvState, Transition
+from ksim.engine.rollout import Policy, RolloutState, init_rollout, rollout_step
+from ksim.engine.state import Transition
 
 
 @dataclass(kw_only=True)
 class InteractiveVisualizerConfig:
-    """Settings of an interactive visualizer."""
+    """An interactive viewer of one env of a task (keys: Space S arrows P L N R; see the README)."""
 
-    physics_backend: str = "mjx"  # mjx | mujoco
-    plot_path: str = "/tmp/rewards_plots/rewards.png"  # the live reward plot, rewritten atomically
-    plot_window_seconds: float = 10.0  # rolling window of the plot (simulated seconds)
-    plot_every_seconds: float = 0.25  # how often the plot file is rewritten (wall clock)
-    move_step: float = 0.05  # metres per arrow/P/L press
-    realtime: bool = True  # pace the simulation to the wall clock
-    status_path: str | None = None  # if set, a JSON snapshot (time, base, paused) written every frame
-    max_seconds: float | None = None  # close after this many wall-clock seconds (scripts, tests)
-    seed: int = 0
+    physics_backend: Literal["mjx", "mujoco"] = opt("mjx", "physics backend of the viewed env")
+    pretrained: str | None = opt(None, "a run directory (or checkpoint file) whose policy acts")
+    checkpoint_num: int | None = opt(None, "which checkpoint of `pretrained`; latest if unset", ge=0)
+    policy: Literal["trained", "zero"] = opt("trained", "zero: hold the stance (all-zero actions)")
+    plot_path: str = opt("/tmp/rewards_plots/rewards.png", "the live reward plot, rewritten atomically")
+    plot_window_seconds: float = opt(10.0, "rolling window of the plot (simulated seconds)", gt=0)
+    plot_every_seconds: float = opt(0.25, "how often the plot file is rewritten (wall clock)", gt=0)
+    move_step: float = opt(0.05, "metres per arrow/P/L press", gt=0)
+    realtime: bool = opt(True, "pace the simulation to the wall clock")
+    status_path: str | None = opt(None, "write a JSON snapshot (time, base, paused) here every frame")
+    max_seconds: float | None = opt(None, "close after this many wall-clock seconds (scripts, tests)", gt=0)
+    seed: int = opt(0, "random seed")
+
+    def validate(self) -> None:
+        """Raise a one-line error for an out-of-range number."""
+        check_fields(self)
 
 
 class Key(IntEnum):
@@ -95,39 +104,41 @@ class Controls:
 
 
 class SimSession:
-    """One env stepped by a policy (or zeros), with the key requests applied between steps."""
+    """One env stepped by a policy through `rollout_step`, with the key requests applied between steps."""
 
-    def __init__(self, env: Env, act: Callable[[dict[str, Array], jax.Array], Array] | None, seed: int = 0) -> None:
-        """`act(obs_E, rng) -> action_E` for the 1-env batch, or None for zero actions."""
+    def __init__(self, env: Env, policy: Policy, params: Any, seed: int = 0) -> None:
+        """`policy` acts with `params` (e.g. `ZeroPolicy(nu)` with None) in a 1-env `env`."""
         if env.num_envs != 1:
             raise ValueError("an interactive session runs exactly one env")
         self.env = env
-        self.act = act
+        self.policy, self.params = policy, params
         self.rng = jax.random.PRNGKey(seed)
         self.controls = Controls()
-        self.root_qpos, self.root_dof, _ = ModelIndex.of(env.model).require_root("the interactive visualizer")
-        self.state: EnvState = env.reset(self._next_rng())
+        self.base = env.index.require_base("the interactive visualizer")
+        self.state: RolloutState = init_rollout(env, policy, params, self._next_rng())
         self.held_root: np.ndarray | None = None
         self.steps = 0
         self._set = jax.jit(self._set_qpos_qvel)
+        self._step = jax.jit(functools.partial(rollout_step, env, policy))
 
     def _next_rng(self) -> jax.Array:
         self.rng, out = jax.random.split(self.rng)
         return out
 
-    def _set_qpos_qvel(self, state: EnvState, qpos_E: Array, qvel_E: Array) -> EnvState:
+    def _set_qpos_qvel(self, state: RolloutState, qpos_E: Array, qvel_E: Array) -> RolloutState:
         reset = jax.vmap(lambda d, p, q, v: self.env.backend.reset_where(jnp.bool_(True), d, p, q, v))
-        return eqx.tree_at(lambda s: s.physics, state, reset(state.physics, state.params, qpos_E, qvel_E))
+        physics = reset(state.env.physics, state.env.params, qpos_E, qvel_E)
+        return eqx.tree_at(lambda s: s.env.physics, state, physics)
 
     @property
     def qpos(self) -> Float[np.ndarray, " nq"]:
         """The env's joint positions (base first)."""
-        return np.asarray(self.state.physics.qpos[0])
+        return np.asarray(self.state.env.physics.qpos[0])
 
     @property
     def qvel(self) -> Float[np.ndarray, " nv"]:
         """The env's joint velocities."""
-        return np.asarray(self.state.physics.qvel[0])
+        return np.asarray(self.state.env.physics.qvel[0])
 
     @property
     def time(self) -> float:
@@ -142,15 +153,15 @@ class SimSession:
         c = self.controls
         if c.reset_requested:
             c.reset_requested = False
-            self.state = self.env.reset(self._next_rng())
-            self.held_root = None if not c.suspended else self.qpos[self.root_qpos : self.root_qpos + 7].copy()
+            self.state = init_rollout(self.env, self.policy, self.params, self._next_rng())
+            self.held_root = None if not c.suspended else self.qpos[self.base.qpos].copy()
         if c.suspended and self.held_root is None:
-            self.held_root = self.qpos[self.root_qpos : self.root_qpos + 7].copy()
+            self.held_root = self.qpos[self.base.qpos].copy()
         if not c.suspended:
             self.held_root = None
         if np.any(c.base_shift):
             qpos = self.qpos.copy()
-            qpos[self.root_qpos : self.root_qpos + 3] += c.base_shift
+            qpos[self.base.qpos][:3] += c.base_shift
             if self.held_root is not None:
                 self.held_root[:3] += c.base_shift
             c.base_shift[:] = 0.0
@@ -163,24 +174,23 @@ class SimSession:
         if c.paused and c.step_requests == 0:
             return None
         c.step_requests = max(0, c.step_requests - 1)
-        obs = self.state.obs
-        action = self.act(obs, self._next_rng()) if self.act is not None else self.env.zero_action()
-        xfrc = None if external_xfrc is None else jnp.asarray(external_xfrc, jnp.float32)[None]
-        self.state, transition = self.env.step(self.state, action, xfrc)
+        xfrc = np.zeros((self.env.model.nbody, 6)) if external_xfrc is None else external_xfrc
+        rng_E = jax.random.split(self._next_rng(), 1)
+        self.state, step = self._step(self.params, self.state, rng_E, jnp.asarray(xfrc, jnp.float32)[None])
         self.steps += 1
         if self.held_root is not None:  # suspended: the base stays put, the joints keep moving
             qpos, qvel = self.qpos.copy(), self.qvel.copy()
-            qpos[self.root_qpos : self.root_qpos + 7] = self.held_root
-            qvel[self.root_dof : self.root_dof + 6] = 0.0
+            qpos[self.base.qpos] = self.held_root
+            qvel[self.base.qvel] = 0.0
             self._write(qpos, qvel)
-        return transition
+        return step.transition
 
     def write_status(self, path: str) -> None:
         """A JSON snapshot of the session, replaced atomically (for tools and tests)."""
         status = {
             "time": self.time,
             "steps": self.steps,
-            "base": self.qpos[self.root_qpos : self.root_qpos + 3].tolist(),
+            "base": self.qpos[self.base.qpos][:3].tolist(),
             "paused": self.controls.paused,
             "suspended": self.controls.suspended,
         }

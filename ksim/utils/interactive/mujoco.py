@@ -7,11 +7,13 @@ hands back the mouse-drag forces, which the env applies at its next step.
 import queue
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 
 from ksim.engine.env import Env
+from ksim.engine.rollout import Policy, ZeroPolicy
 from ksim.task import Task
 from ksim.utils.interactive.base import InteractiveVisualizer, InteractiveVisualizerConfig, SimSession
 from ksim.utils.interactive.plot import RewardPlot
@@ -24,12 +26,12 @@ class MujocoInteractiveVisualizer(InteractiveVisualizer):
         self,
         config: InteractiveVisualizerConfig,
         task: Task,
-        make_act: Callable[[Env], Callable | None] = lambda env: None,
+        make_policy: Callable[[Env], tuple[Policy, Any]] | None = None,
     ) -> None:
-        """`make_act(env)` returns the acting function `(obs_E, rng) -> action_E`, or None for zeros."""
+        """`make_policy(env)` returns (policy, params); None means zero actions."""
         super().__init__(config)
         self.task = task
-        self.make_act = make_act
+        self.make_policy = make_policy or (lambda env: (ZeroPolicy(env.model.nu), None))
 
     def setup_environment(self) -> Env:
         """One env of the task on the configured backend."""
@@ -41,7 +43,8 @@ class MujocoInteractiveVisualizer(InteractiveVisualizer):
 
         cfg = self.config
         env = self.setup_environment()
-        session = SimSession(env, self.make_act(env), cfg.seed)
+        policy, params = self.make_policy(env)
+        session = SimSession(env, policy, params, cfg.seed)
         print(f"compiling the {env.backend.name} step (MJX on a CPU takes a while) ...", flush=True)
         session.tick()  # compile before the window opens
         plot = RewardPlot(cfg.plot_path, int(cfg.plot_window_seconds / env.ctrl_dt), cfg.plot_every_seconds)

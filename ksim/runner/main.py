@@ -1,0 +1,175 @@
+"""The main program of a task file: `run(ConfigClass, make_task, __file__)`.
+
+It parses `key=value` overrides, then trains (`action=train`), films (`action=env`) or
+measures (`action=eval`), with numbered run directories, checkpoints and resume.
+"""
+
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import equinox as eqx
+import jax
+
+from ksim.engine.env import Env
+from ksim.engine.rollout import Policy, ZeroPolicy
+from ksim.engine.state import ObsLayout
+from ksim.rl.learner import LearnerState, init_learner
+from ksim.rl.policy import ActorPolicy
+from ksim.rl.ppo import with_learning_rate
+from ksim.runner import checkpoint
+from ksim.runner.cli import build, command_line, exit_on_error
+from ksim.runner.config import PER_LAUNCH_FIELDS, RESTORED_ON_RESUME, RunConfig, load_saved
+from ksim.runner.profiling import jit_profile_enabled, setup_compile_cache
+from ksim.task import Task
+
+C = TypeVar("C", bound=RunConfig)
+
+_RUN = re.compile(r"run_(\d+)$")
+
+
+def module_name(task_file: str) -> str:
+    """The dotted module of a file, found by walking up its packages (what `python -m` takes)."""
+    path = Path(task_file).resolve().with_suffix("")
+    parts = [path.name]
+    while (path.parent / "__init__.py").exists():
+        path = path.parent
+        parts.insert(0, path.name)
+    return ".".join(parts)
+
+
+def new_run_dir(root: Path) -> Path:
+    """The next free `run_N` under `root` (created)."""
+    root.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in root.iterdir() if (m := _RUN.match(p.name))]
+    path = root / f"run_{max(taken, default=-1) + 1}"
+    path.mkdir()
+    return path
+
+
+def resolve(cls: type[C], values: dict[str, Any]) -> C:
+    """Defaults, then (with `pretrained=`) the run's saved config, then the command line's `values`."""
+    if values.get("pretrained"):
+        run_dir, _ = checkpoint.resolve(values["pretrained"], values.get("checkpoint_num"))
+        if (run_dir / "config.json").exists():
+            known = set(cls.__dataclass_fields__) - set(PER_LAUNCH_FIELDS)
+            values = {k: v for k, v in load_saved(run_dir / "config.json").items() if k in known} | values
+    return build(cls, values)
+
+
+def resolve_config(cls: type[C], argv: list[str]) -> C:
+    """The config for a command line (`resolve` after parsing); raises on mistakes."""
+    from ksim.runner.cli import parse_overrides
+
+    return resolve(cls, parse_overrides(cls, argv))
+
+
+def load_learner(env: Env, cfg: RunConfig) -> tuple[LearnerState, Path]:
+    """The learner from `cfg.pretrained` (and `checkpoint_num`), checked against the env's observations."""
+    assert cfg.pretrained is not None
+    _, path = checkpoint.resolve(cfg.pretrained, cfg.checkpoint_num)
+
+    def check(header: dict[str, Any]) -> None:
+        for key, layout in (("actor_observations", env.actor_layout), ("critic_observations", env.critic_layout)):
+            difference = ObsLayout.from_json(header[key]).diff(layout) if key in header else "not recorded"
+            if difference:
+                raise checkpoint.CheckpointError(f"{path} was trained on other {key.replace('_', ' ')}: {difference}")
+        if header.get("joints") != list(env.index.joint_names):
+            raise checkpoint.CheckpointError(f"{path} was trained on the joints {header.get('joints')}, not these")
+
+    learner, _ = checkpoint.load(path, init_learner(env, cfg, jax.random.PRNGKey(cfg.seed)), check)
+    return learner, path
+
+
+def policy_for(env: Env, cfg: RunConfig) -> tuple[Policy, Any, str]:
+    """(policy, its params, a description) for `action=env|eval`: the trained one, or zero actions."""
+    if cfg.policy == "zero":
+        return ZeroPolicy(env.model.nu), None, "zero actions (hold the stance)"
+    if not cfg.pretrained:
+        exit_on_error(f"action={cfg.action} needs pretrained=<run dir> (or policy=zero for the baseline)")
+    learner, path = load_learner(env, cfg)
+    return ActorPolicy(env.actor_layout, cfg.deterministic), learner.policy_params, str(path)
+
+
+def run(cls: type[C], make_task: Callable[[C], Task], task_file: str, argv: list[str] | None = None) -> Any:
+    """Parse the command line into `cls` and do `action`; returns the learner (train) or the metrics (eval)."""
+    argv = sys.argv[1:] if argv is None else argv
+    cfg = command_line(cls, argv, f"python -m {module_name(task_file)}", resolve)
+    setup_compile_cache(cfg.compile_cache)
+    if jit_profile_enabled():
+        jax.config.update("jax_log_compiles", True)
+    task = make_task(cfg)
+    runs_root = Path(cfg.run_root) if cfg.run_root else Path(task_file).resolve().parent / "runs" / Path(task_file).stem
+    try:
+        if cfg.action == "train":
+            explicit = {a.lstrip("-").partition("=")[0].replace("-", "_") for a in argv}
+            return _train(cfg, task, runs_root, explicit)
+        return _film(cfg, task, runs_root) if cfg.action == "env" else _eval(cfg, task)
+    except (checkpoint.CheckpointError, FloatingPointError) as err:
+        exit_on_error(str(err), code=1)
+
+
+def _train(cfg: RunConfig, task: Task, runs_root: Path, explicit: set[str]) -> LearnerState:
+    from ksim.runner.train import VideoWriter, train
+
+    env = Env(task, cfg.num_envs, cfg.physics_backend, cfg.nthread)
+    if cfg.pretrained:
+        learner, path = load_learner(env, cfg)
+        source = Path(cfg.pretrained).expanduser()
+        source = source.parent.parent if source.is_file() else source
+        # resume in place when it is one of our run directories; otherwise start a new run from its weights
+        in_place = _RUN.match(source.name) and os.access(source, os.W_OK)
+        run_dir = source if in_place else new_run_dir(runs_root)
+        print(f"resuming from {path} (iteration {int(learner.iteration)})")
+        if in_place:
+            for p in checkpoint.set_aside_newer(run_dir, int(learner.iteration)):
+                print(f"set aside {p.name} (newer than the checkpoint resumed from) as {p.name}.abandoned")
+        for key in sorted(explicit & set(RESTORED_ON_RESUME)):
+            print(f"note: {key}={getattr(cfg, key)} has no effect on resume ({RESTORED_ON_RESUME[key]} is restored)")
+        if "learning_rate" in explicit:
+            restored = float(learner.opt_state.hyperparams["learning_rate"])
+            learner = eqx.tree_at(
+                lambda s: s.opt_state, learner, with_learning_rate(learner.opt_state, cfg.learning_rate)
+            )
+            print(f"note: learning_rate={cfg.learning_rate:g} replaces the restored rate {restored:.3g}")
+    else:
+        learner = init_learner(env, cfg, jax.random.PRNGKey(cfg.seed))
+        run_dir = new_run_dir(runs_root)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    video = VideoWriter(lambda: Env(task, 1, cfg.physics_backend, cfg.nthread), cfg) if cfg.video_every_iters else None
+    return train(env, cfg, run_dir, learner, video)
+
+
+def _film(cfg: RunConfig, task: Task, runs_root: Path) -> Path:
+    from ksim.runner.video import VideoRecorder
+
+    env = Env(task, 1, cfg.physics_backend, cfg.nthread)
+    policy, params, name = policy_for(env, cfg)
+    folder, stem = runs_root / "videos", "zero_policy"
+    if cfg.policy == "trained":
+        path = Path(name)
+        stem = path.stem
+        if os.access(path.parent.parent, os.W_OK):
+            folder = path.parent.parent / "videos"
+    recorder = VideoRecorder(env, policy, cfg.video_seconds, cfg.video_fps, cfg.video_size)
+    out = recorder(params, jax.random.PRNGKey(cfg.seed), folder / f"{stem}.mp4")
+    print(f"video: {out}")
+    return out
+
+
+def _eval(cfg: RunConfig, task: Task) -> dict[str, float]:
+    from ksim.runner.evaluate import measure
+
+    env = Env(task, cfg.eval_num_envs, cfg.physics_backend, cfg.nthread)
+    policy, params, name = policy_for(env, cfg)
+    print(f"policy: {name}")
+    metrics = measure(env, policy, params, cfg.eval_seconds, jax.random.PRNGKey(cfg.seed + 1))
+    for key, value in metrics.items():
+        print(f"  {key:28s} {value:.4f}")
+    summary = " ".join(f"{k}={v:.4g}" if not math.isnan(v) else f"{k}=nan" for k, v in metrics.items())
+    print(f"policy={cfg.policy} backend={env.backend.name} {summary}")
+    return metrics
