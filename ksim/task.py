@@ -8,6 +8,7 @@ import mujoco
 
 from ksim.components.actuators import Actuators
 from ksim.components.commands import Command
+from ksim.components.curriculum import Curriculum
 from ksim.components.events import Event
 from ksim.components.observations import Observation
 from ksim.components.randomization import Randomization
@@ -34,8 +35,12 @@ class Task:
     commands: Sequence[Command] = ()
     events: Sequence[Event] = ()
     randomizations: Sequence[Randomization] = ()
+    curriculum: Curriculum | None = None
     ctrl_dt: float = 0.02
     sim_dt: float | None = None  # None keeps the model's timestep
+    # left/right symmetry, where joint names (left_*/right_*) or axes do not say it: partners and signs
+    mirror_pairs: dict[str, str] | None = None
+    mirror_signs: dict[str, float] | None = None
 
     def load_model(self) -> mujoco.MjModel:
         """Compile the MJCF and let the actuators write their gains and limits into it."""

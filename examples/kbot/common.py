@@ -47,7 +47,7 @@ def actor_observations() -> list[Observation]:
         JointPosition(relative_to_keyframe="stance", noise=GaussianNoise(std=0.01)),
         JointVelocity(noise=GaussianNoise(std=0.2)),
         ProjectedGravity(noise=GaussianNoise(std=0.02)),
-        SensorObservation(name="imu_gyro", sensor="imu_gyro", noise=GaussianNoise(std=0.05)),
+        SensorObservation(name="imu_gyro", sensor="imu_gyro", mirror_as="axial", noise=GaussianNoise(std=0.05)),
         PreviousAction(),
     ]
 

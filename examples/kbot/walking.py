@@ -15,12 +15,18 @@ from ksim.components import (
     BasePoseReset,
     BodyMass,
     CommandObservation,
+    Curriculum,
     EpisodeLength,
-    FeetAirTime,
+    FeetContactMatch,
+    FeetPhase,
+    FeetSlip,
     FloorFriction,
+    GaitClock,
+    GaitPhase,
     LinearVelocityTracking,
     NotUpright,
     StanceReset,
+    StandStill,
     StayAlive,
     Torque,
     Upright,
@@ -39,14 +45,16 @@ class WalkingConfig(common.KBotConfig):
     max_sideways: float = opt(0.3, "largest sideways speed command (m/s)", ge=0)
     max_turn: float = opt(0.8, "largest turning-rate command (rad/s)", ge=0)
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
+    gait_frequency: tuple[float, float] = opt((1.2, 1.6), "gait clock frequency range (cycles/s)", gt=0)
+    symmetry_augmentation: bool = opt(True)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:
-    """Walk at the commanded velocity, upright and smoothly, with some pushes."""
+    """Walk at the commanded velocity on a gait clock, feet still when told to stand, upright and smoothly."""
     return ksim.Task(
         model_path=common.SCENE,
         actuators=common.actuators(cfg.action_scale),
-        observations=[*common.actor_observations(), CommandObservation(command="velocity")],
+        observations=[*common.actor_observations(), CommandObservation(command="velocity"), GaitPhase(command="gait")],
         critic_observations=common.critic_observations(),
         commands=[
             VelocityCommand(
@@ -54,14 +62,18 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
                 vy=(-cfg.max_sideways, cfg.max_sideways),
                 wz=(-cfg.max_turn, cfg.max_turn),
                 still_probability=0.15,
-            )
+            ),
+            GaitClock(frequency=cfg.gait_frequency),
         ],
         rewards=[
             StayAlive(scale=0.5),
             LinearVelocityTracking(scale=2.0, sigma=0.25),
             AngularVelocityTracking(scale=1.0, sigma=0.25),
             Upright(scale=0.5),
-            FeetAirTime(sensors=common.FEET, threshold=0.3, scale=1.0),
+            FeetPhase(clearance=0.08, scale=1.0),
+            FeetContactMatch(scale=0.5),
+            FeetSlip(scale=-0.05),
+            StandStill(scale=-0.01),
             BaseAngularVelocityPenalty(scale=-0.05),
             ActionRate(scale=-0.02),
             Torque(scale=-2e-5),
@@ -70,6 +82,7 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         resets=[StanceReset(joint_pos_noise=0.05, joint_vel_noise=0.1), BasePoseReset(yaw=3.14)],
         events=[VelocityPush(interval_seconds=(3.0, 6.0), max_velocity=(0.3, 0.3))],
         randomizations=[FloorFriction(scale_range=(0.6, 1.2)), BodyMass(scale_range=(0.95, 1.05))],
+        curriculum=Curriculum(commands=("velocity",), initial_level=0.2, step=0.1, low=0.2),
     )
 
 

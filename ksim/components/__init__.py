@@ -1,12 +1,13 @@
 """Task components, composed by name.
 
 Observations, commands, rewards, terminations, resets, events, randomizations,
-actuators and noise.
+actuators, noise and curriculum; `symmetry` mirrors them left to right.
 """
 
 from ksim.components.actuators import Actuators, PDActuators, TorqueActuators
 from ksim.components.base import Component, ModelIndex, StepContext
-from ksim.components.commands import Command, CommandState, ConstantCommand, VelocityCommand
+from ksim.components.commands import Command, CommandState, ConstantCommand, GaitClock, VelocityCommand
+from ksim.components.curriculum import Curriculum
 from ksim.components.events import Event, EventEffect, ForcePush, VelocityPush
 from ksim.components.noise import GaussianNoise, Noise, UniformNoise
 from ksim.components.observations import (
@@ -15,6 +16,7 @@ from ksim.components.observations import (
     BaseLinearVelocity,
     CommandObservation,
     FootContact,
+    GaitPhase,
     JointPosition,
     JointVelocity,
     Observation,
@@ -39,10 +41,14 @@ from ksim.components.rewards import (
     BaseHeight,
     Energy,
     FeetAirTime,
+    FeetContactMatch,
+    FeetPhase,
+    FeetSlip,
     JointDeviation,
     JointVelocityPenalty,
     LinearVelocityTracking,
     Reward,
+    StandStill,
     StayAlive,
     Torque,
     Upright,

@@ -140,6 +140,16 @@ def sensor_slice(model: mujoco.MjModel, name: str, who: str) -> slice:
     return slice(start, start + int(model.sensor_dim[sensor_id]))
 
 
+def body_id(model: mujoco.MjModel, name: str, who: str) -> int:
+    """The id of the named body, or a clear error naming `who`."""
+    found = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+    if found < 0:
+        raise ValueError(
+            f"{who}: no body named {name!r}; the model has {[model.body(i).name for i in range(model.nbody)]}"
+        )
+    return found
+
+
 def keyframe_id(model: mujoco.MjModel, name: str, who: str) -> int:
     """The id of the named keyframe, or a clear error naming `who`."""
     key_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, name)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ksim.components.base import Component
+from ksim.components.symmetry import SignedPermutation
 
 
 class CommandState(eqx.Module):
@@ -24,6 +25,10 @@ class Command(Component):
     def init(self, rng: PRNGKeyArray) -> CommandState:
         """The command at the start of an episode."""
         raise NotImplementedError
+
+    def mirror(self) -> SignedPermutation:
+        """The command of the left/right mirror image of the task (needed only for symmetry)."""
+        raise ValueError(f"command {self.name!r} ({type(self).__name__}) has no mirror rule")
 
     def step(self, state: CommandState, rng: PRNGKeyArray, ctrl_dt: float) -> CommandState:
         """Count down and resample when the time is up."""
@@ -66,3 +71,32 @@ class VelocityCommand(Command):
         value = jnp.where(jax.random.uniform(still_rng) < self.still_probability, 0.0, value)
         hold = jax.random.uniform(t_rng, (), minval=self.resample_seconds[0], maxval=self.resample_seconds[1])
         return CommandState(value, hold)
+
+    def mirror(self) -> SignedPermutation:
+        """Sideways speed and turning rate flip."""
+        return SignedPermutation.identity(3, (1.0, -1.0, -1.0))
+
+
+@dataclass(kw_only=True)
+class GaitClock(Command):
+    """A gait phase φ that advances at a frequency drawn per episode: the value is (φ, f).
+
+    Foot i's phase is φ + π·i (two feet, left first, half a cycle apart); a foot swings
+    while the sine of its phase is positive and stands otherwise (`GaitPhase`, `FeetPhase`).
+    """
+
+    name: str = "gait"
+    frequency: tuple[float, float] = (1.2, 1.6)  # cycles per second
+
+    def init(self, rng: PRNGKeyArray) -> CommandState:
+        """A random starting phase and this episode's frequency."""
+        phase_rng, f_rng = jax.random.split(rng)
+        phase = jax.random.uniform(phase_rng, (), maxval=2 * jnp.pi)
+        frequency = jax.random.uniform(f_rng, (), minval=self.frequency[0], maxval=self.frequency[1])
+        return CommandState(jnp.stack([phase, frequency]), jnp.float32(jnp.inf))
+
+    def step(self, state: CommandState, rng: PRNGKeyArray, ctrl_dt: float) -> CommandState:
+        """Advance the phase by 2π·f·ctrl_dt."""
+        phase, frequency = state.value[0], state.value[1]
+        phase = jnp.mod(phase + 2 * jnp.pi * frequency * ctrl_dt, 2 * jnp.pi)
+        return CommandState(jnp.stack([phase, frequency]), state.time_left)

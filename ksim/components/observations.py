@@ -5,6 +5,7 @@ actor and keeps the clean value for the critic.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import jax.numpy as jnp
 import mujoco
@@ -13,6 +14,7 @@ from jaxtyping import Array, Float
 
 from ksim.components.base import Component, ModelIndex, StepContext, keyframe_id, sensor_slice
 from ksim.components.noise import Noise
+from ksim.components.symmetry import AXIAL, POLAR, MirrorContext, SignedPermutation, swap_by_name
 
 
 @dataclass(kw_only=True)
@@ -25,9 +27,19 @@ class Observation(Component):
         """The clean value, a 1-D vector."""
         raise NotImplementedError
 
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """How the observation of the state's left/right mirror image follows from this one (for symmetry)."""
+        raise ValueError(f"observation {self.name!r} ({type(self).__name__}) has no mirror rule")
+
+
+class _JointSpace(Observation):
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """Joints swap with their partners, signs from the axes."""
+        return ctx.joints
+
 
 @dataclass(kw_only=True)
-class JointPosition(Observation):
+class JointPosition(_JointSpace):
     """Actuated joint positions (rad), minus the stance if `relative_to_keyframe` is set."""
 
     relative_to_keyframe: str | None = None
@@ -45,7 +57,7 @@ class JointPosition(Observation):
 
 
 @dataclass(kw_only=True)
-class JointVelocity(Observation):
+class JointVelocity(_JointSpace):
     """Actuated joint velocities (rad/s)."""
 
     def _bind(self, model: mujoco.MjModel) -> None:
@@ -67,6 +79,10 @@ class ProjectedGravity(Observation):
         """Unit gravity vector in the base frame."""
         return self._base.projected_gravity(ctx.physics)
 
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """A polar vector: y flips."""
+        return SignedPermutation.identity(3, POLAR)
+
 
 @dataclass(kw_only=True)
 class BaseLinearVelocity(Observation):
@@ -78,6 +94,10 @@ class BaseLinearVelocity(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
         """Linear velocity in the base frame."""
         return self._base.linear_velocity(ctx.physics)
+
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """A polar vector: y flips."""
+        return SignedPermutation.identity(3, POLAR)
 
 
 @dataclass(kw_only=True)
@@ -91,6 +111,10 @@ class BaseAngularVelocity(Observation):
         """Angular velocity in the base frame."""
         return self._base.angular_velocity(ctx.physics)
 
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """An axial vector: x and z flip."""
+        return SignedPermutation.identity(3, AXIAL)
+
 
 @dataclass(kw_only=True)
 class SensorObservation(Observation):
@@ -98,9 +122,24 @@ class SensorObservation(Observation):
 
     sensor: str = ""
     scale: float = 1.0
+    # how the reading mirrors: "polar" (positions, accelerations: y flips), "axial" (gyros: x and z
+    # flip), "even" (unchanged); None: no rule (only symmetry needs one)
+    mirror_as: Literal["polar", "axial", "even"] | None = None
 
     def _bind(self, model: mujoco.MjModel) -> None:
         self._slice = sensor_slice(model, self.sensor, self.name)
+
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """Per `mirror_as`, for each 3-vector of the reading."""
+        size = self._slice.stop - self._slice.start
+        if self.mirror_as is None or (self.mirror_as != "even" and size % 3):
+            raise ValueError(f"observation {self.name!r}: set mirror_as= polar, axial or even for symmetry")
+        sign = (
+            np.ones(size)
+            if self.mirror_as == "even"
+            else np.tile(POLAR if self.mirror_as == "polar" else AXIAL, size // 3)
+        )
+        return SignedPermutation.identity(size, sign)
 
     def observe(self, ctx: StepContext) -> Float[Array, " dim"]:
         """The sensor's reading times `scale`."""
@@ -121,9 +160,13 @@ class FootContact(Observation):
         """One contact flag per foot."""
         return (ctx.physics.sensordata[self._ids] > self.threshold).astype(jnp.float32)
 
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """Left and right feet swap."""
+        return swap_by_name(self.sensors, self.name)
+
 
 @dataclass(kw_only=True)
-class ActuatorForce(Observation):
+class ActuatorForce(_JointSpace):
     """Actuator forces (torques, Nm) times `scale`."""
 
     scale: float = 1.0
@@ -134,12 +177,28 @@ class ActuatorForce(Observation):
 
 
 @dataclass(kw_only=True)
-class PreviousAction(Observation):
+class PreviousAction(_JointSpace):
     """The policy's previous action."""
 
     def observe(self, ctx: StepContext) -> Float[Array, " nu"]:
         """The action of the last control step (zeros after a reset)."""
         return ctx.action_t_minus_1
+
+
+@dataclass(kw_only=True)
+class GaitPhase(Observation):
+    """(sin φ_left, sin φ_right, cos φ_left, cos φ_right) of a `GaitClock` command."""
+
+    command: str = "gait"
+
+    def observe(self, ctx: StepContext) -> Float[Array, "4"]:
+        """The feet's phases on the unit circle."""
+        phases = ctx.command[self.command][0] + jnp.array([0.0, jnp.pi])
+        return jnp.concatenate([jnp.sin(phases), jnp.cos(phases)])
+
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """The feet swap phases: the left foot of the mirror image does what the right foot did."""
+        return SignedPermutation(np.array([1, 0, 3, 2]), np.ones(4))
 
 
 @dataclass(kw_only=True)
@@ -151,3 +210,7 @@ class CommandObservation(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, " dim"]:
         """The command vector."""
         return jnp.atleast_1d(ctx.command[self.command])
+
+    def mirror(self, ctx: MirrorContext) -> SignedPermutation:
+        """As the command mirrors."""
+        return ctx.commands[self.command].mirror()

@@ -13,7 +13,7 @@ import mujoco
 import numpy as np
 from jaxtyping import Array, Float
 
-from ksim.components.base import Component, ModelIndex, StepContext, keyframe_id, sensor_slice
+from ksim.components.base import Component, ModelIndex, StepContext, body_id, keyframe_id, sensor_slice
 
 
 @dataclass(kw_only=True)
@@ -192,3 +192,91 @@ class FeetAirTime(Reward):
         if self.command is not None:
             value = jnp.where(jnp.linalg.norm(ctx.command[self.command]) > 0.05, value, 0.0)
         return value, jnp.where(contact, 0.0, air_time)
+
+
+@dataclass(kw_only=True)
+class _Feet(Reward):
+    """What the gait terms share: foot bodies (left first), their touch sensors, the clock and the command."""
+
+    feet: tuple[str, ...] = ("left_foot", "right_foot")  # bodies
+    sensors: tuple[str, ...] = ("left_foot_touch", "right_foot_touch")
+    contact_threshold: float = 1.0  # N
+    gait: str = "gait"  # a GaitClock command
+    command: str | None = "velocity"  # while this command is zero, both feet should stay down
+    keyframe: str = "stance"  # where each foot's height is zero
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._bodies = np.array([body_id(model, b, self.name) for b in self.feet], np.int32)
+        self._sensors = np.array([sensor_slice(model, s, self.name).start for s in self.sensors], np.int32)
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, keyframe_id(model, self.keyframe, self.name))
+        mujoco.mj_forward(model, data)
+        self._stand_z = data.xpos[self._bodies, 2].astype(np.float32)
+
+    def _heights(self, ctx: StepContext) -> Float[Array, " feet"]:
+        return ctx.physics.xpos[self._bodies, 2] - self._stand_z
+
+    def _contact(self, ctx: StepContext) -> Array:
+        return ctx.physics.sensordata[self._sensors] > self.contact_threshold
+
+    def _still(self, ctx: StepContext) -> Array:
+        return jnp.bool_(False) if self.command is None else jnp.linalg.norm(ctx.command[self.command]) < 0.05
+
+    def _phases(self, ctx: StepContext) -> Float[Array, " feet"]:
+        return ctx.command[self.gait][0] + jnp.pi * jnp.arange(len(self.feet))
+
+    def _swing(self, ctx: StepContext) -> Array:
+        return (jnp.sin(self._phases(ctx)) > 0) & ~self._still(ctx)
+
+
+@dataclass(kw_only=True)
+class FeetPhase(_Feet):
+    """exp(-Σ (h - h_target)² / σ²): a swinging foot rises to `clearance`·sin φ, a standing one stays down."""
+
+    clearance: float = 0.08  # m
+    sigma: float = 0.05
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Gaussian kernel of the feet's height errors against the clock's profile."""
+        target = jnp.where(self._swing(ctx), self.clearance * jnp.sin(self._phases(ctx)), 0.0)
+        return jnp.exp(-jnp.sum(jnp.square(self._heights(ctx) - target)) / self.sigma**2)
+
+
+@dataclass(kw_only=True)
+class FeetContactMatch(_Feet):
+    """The share of feet whose contact is what the clock says: down in stance, up in swing."""
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """1 when every foot agrees with the clock."""
+        return jnp.mean((self._contact(ctx) == ~self._swing(ctx)).astype(jnp.float32))
+
+
+@dataclass(kw_only=True)
+class FeetSlip(_Feet):
+    """Σ over feet in contact of the squared horizontal foot speed ((m/s)²); a cost."""
+
+    def init_carry(self) -> tuple[Array, Array]:
+        """The feet's last horizontal positions, and whether there are any yet."""
+        return jnp.zeros((len(self.feet), 2)), jnp.bool_(False)
+
+    def step(self, ctx: StepContext, carry: tuple[Array, Array]) -> tuple[Float[Array, ""], tuple[Array, Array]]:
+        """Speed from the feet's displacement over the control step."""
+        xy_t_minus_1, seen = carry
+        xy = ctx.physics.xpos[self._bodies, :2]
+        speed_sq = jnp.sum(jnp.square(xy - xy_t_minus_1), axis=-1) / ctx.ctrl_dt**2
+        return jnp.where(seen, jnp.sum(speed_sq * self._contact(ctx)), 0.0), (xy, jnp.bool_(True))
+
+
+@dataclass(kw_only=True)
+class StandStill(Reward):
+    """While the velocity command is zero, Σ q̇² of the actuated joints ((rad/s)²); a cost, 0 while moving."""
+
+    command: str = "velocity"
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        self._dof_ids = ModelIndex.of(model).joint_dof_ids
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Joint motion, counted only while asked to stand."""
+        still = jnp.linalg.norm(ctx.command[self.command]) < 0.05
+        return jnp.where(still, jnp.sum(jnp.square(ctx.physics.qvel[self._dof_ids])), 0.0)

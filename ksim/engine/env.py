@@ -8,7 +8,7 @@ commands → rewards and terminations → reset of done envs → observations.
 import dataclasses
 import functools
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ksim.components.base import ModelIndex, StepContext
 from ksim.components.events import EventEffect
+from ksim.components.symmetry import MirrorContext, SignedPermutation, joint_mirror
 from ksim.engine.state import EnvState, ObsLayout, Transition
 from ksim.physics import PhysicsBackend, make_backend
 from ksim.physics.data import ModelParams, PhysicsData
@@ -49,6 +50,14 @@ def _settings(component: Any) -> dict[str, Any]:
 
 def _json_value(value: Any) -> Any:
     return _settings(value) if dataclasses.is_dataclass(value) else str(value)
+
+
+class Mirrors(NamedTuple):
+    """The left/right mirrors of an env's action and of its flat actor and critic observations."""
+
+    action: SignedPermutation
+    actor_obs: SignedPermutation
+    critic_obs: SignedPermutation
 
 
 class Env:
@@ -107,6 +116,17 @@ class Env:
         shapes, obs = self._obs_shapes[1], self.observations + self.critic_observations
         return ObsLayout(tuple(o.name for o in obs), tuple(shapes[o.name].shape[-1] for o in obs))
 
+    def mirrors(self) -> Mirrors:
+        """Mirrors derived from the joint names and axes (and the task's overrides); raises if a part has no rule."""
+        joints = joint_mirror(self.model, self.task.mirror_pairs, self.task.mirror_signs)
+        ctx = MirrorContext(joints, {c.name: c for c in self.commands})
+        by_name = {o.name: o for o in self.observations + self.critic_observations}
+
+        def flat(layout: ObsLayout) -> SignedPermutation:
+            return SignedPermutation.concat([by_name[name].mirror(ctx) for name in layout.names])
+
+        return Mirrors(joints, flat(self.actor_layout), flat(self.critic_layout))
+
     def spec(self) -> dict[str, Any]:
         """What the env is, as JSON-ready data: sizes, joint order, observation layouts and every component."""
         kinds = ("observations", "critic_observations", "commands", "rewards", "terminations", "resets", "events")
@@ -157,8 +177,12 @@ class Env:
         }
         return actor, clean
 
-    def _context(self, physics: PhysicsData, action_t: Array, action_t_minus_1: Array, commands: dict, step: Array):
-        command = {k: v.value for k, v in commands.items()}
+    def _context(
+        self, physics: PhysicsData, action_t: Array, action_t_minus_1: Array, commands: dict, step: Array, level: Array
+    ) -> StepContext:
+        cur = self.task.curriculum
+        scaled = () if cur is None else cur.commands
+        command = {k: v.value * cur.scale(level) if k in scaled and cur else v.value for k, v in commands.items()}
         return StepContext(physics, action_t, action_t_minus_1, command, step, self.ctrl_dt)
 
     def _reset_one(self, rng: PRNGKeyArray) -> EnvState:
@@ -166,7 +190,8 @@ class Env:
         params, qpos, qvel, commands, event_carry, reward_carry, latency = self._new_episode(episode_rng)
         physics = self.backend.reset(params, qpos, qvel)
         zeros = jnp.zeros(self.model.nu)
-        obs, critic_obs = self._observe(self._context(physics, zeros, zeros, commands, jnp.int32(0)), obs_rng)
+        level = jnp.float32(1.0 if self.task.curriculum is None else self.task.curriculum.initial_level)
+        obs, critic_obs = self._observe(self._context(physics, zeros, zeros, commands, jnp.int32(0), level), obs_rng)
         return EnvState(
             physics=physics,
             params=params,
@@ -179,6 +204,7 @@ class Env:
             latency=latency,
             action_t_minus_1=zeros,
             episode_step=jnp.int32(0),
+            level=level,
             rng=rng,
         )
 
@@ -199,14 +225,11 @@ class Env:
         event_carry = {}
         for event, r in zip(self.events, jax.random.split(event_rng, max(len(self.events), 1)), strict=False):
             event_carry[event.name], effect = event(state_t.event_carry[event.name], effect, r, self.ctrl_dt)
+        if self.task.curriculum is not None and self.task.curriculum.pushes:
+            effect = EventEffect(effect.xfrc_applied, effect.qvel_kick * self.task.curriculum.scale(state_t.level))
         physics = self.backend.step(
             state_t.physics, state_t.params, ctrl, effect.xfrc_applied, effect.qvel_kick, self.num_substeps
         )
-        command_rngs = jax.random.split(command_rng, max(len(self.commands), 1))
-        commands = {
-            c.name: c.step(state_t.commands[c.name], r, self.ctrl_dt)
-            for c, r in zip(self.commands, command_rngs, strict=False)
-        }
 
         # NaN guard: a blown-up env is reset and counted, and its numbers never leave this step
         unstable = (
@@ -217,8 +240,12 @@ class Env:
         )
         physics_t_plus_1 = jax.tree.map(lambda x: jnp.where(unstable, jnp.nan_to_num(x), x), physics)
 
+        # rewards, terminations and the transition judge the command the policy acted on (the one
+        # in its observation); a command resampled now first shows in the next observation
         episode_step = state_t.episode_step + 1
-        ctx = self._context(physics_t_plus_1, action_t, state_t.action_t_minus_1, commands, episode_step)
+        ctx = self._context(
+            physics_t_plus_1, action_t, state_t.action_t_minus_1, state_t.commands, episode_step, state_t.level
+        )
         reward_terms, reward_carry = {}, {}
         for reward in self.rewards:
             value, reward_carry[reward.name] = reward.step(ctx, state_t.reward_carry[reward.name])
@@ -230,7 +257,17 @@ class Env:
         truncation_names = [t.name for t in self.terminations if t.kind == "truncation"]
         truncated = jnp.any(jnp.stack([reasons[n] for n in truncation_names] + [jnp.bool_(False)])) & ~terminated
         done = terminated | truncated
+        level = (
+            state_t.level
+            if self.task.curriculum is None
+            else self.task.curriculum.update(state_t.level, truncated, terminated)
+        )
         critic_obs_t_plus_1 = self._clean_obs(ctx)
+        command_rngs = jax.random.split(command_rng, max(len(self.commands), 1))
+        commands = {
+            c.name: c.step(state_t.commands[c.name], r, self.ctrl_dt)
+            for c, r in zip(self.commands, command_rngs, strict=False)
+        }
 
         # reset the env if done; everything per-episode is re-drawn
         params, qpos, qvel, new_commands, new_events, new_rewards, latency = self._new_episode(episode_rng)
@@ -243,7 +280,7 @@ class Env:
         commands = pick(new_commands, commands)
         action = jnp.where(done, 0.0, action_t)
         episode_step = jnp.where(done, 0, episode_step)
-        obs, critic_obs = self._observe(self._context(physics, action, action, commands, episode_step), obs_rng)
+        obs, critic_obs = self._observe(self._context(physics, action, action, commands, episode_step, level), obs_rng)
         state_t_plus_1 = EnvState(
             physics=physics,
             params=params,
@@ -256,6 +293,7 @@ class Env:
             latency=jnp.where(done, latency, state_t.latency),
             action_t_minus_1=action,
             episode_step=episode_step,
+            level=level,
             rng=rng,
         )
         transition = Transition(

@@ -70,6 +70,7 @@ class EnvState(eqx.Module):
     latency: Int[Array, ""]  # this episode's action latency, in control steps
     action_t_minus_1: Float[Array, " nu"]  # the last action taken (zeros after a reset)
     episode_step: Int[Array, ""]
+    level: Float[Array, ""]  # the curriculum's difficulty in [0, 1] (1 without a curriculum); kept across resets
     rng: PRNGKeyArray
 
 

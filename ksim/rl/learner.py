@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ksim.engine.env import Env
+from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
-from ksim.rl.networks import Actor, MLPActor, MLPCritic, NetworkConfig
+from ksim.rl.networks import Actor, MLPActor, MLPCritic, NetworkConfig, gaussian_log_prob
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
@@ -104,6 +104,44 @@ def episode_metrics(steps: RolloutStep, ctrl_dt: float) -> dict[str, Array]:
     return metrics
 
 
+def _with_mirror(
+    learner: LearnerState,
+    batch: Batch,
+    carry_E: Array,
+    actor_obs_TE2: Array,
+    critic_obs_TE2: Array,
+    mirror: Mirrors,
+    cfg: LearnerConfig,
+) -> tuple[Batch, Array]:
+    """`batch` with its mirror image: for the mirror loss, and (with augmentation) as extra envs.
+
+    `*_TE2` are the raw observations with their mirror images appended along the env axis.
+    """
+    num_envs = batch.done.shape[1]
+    obs_m_TE = learner.actor_norm(actor_obs_TE2[:, num_envs:])
+    batch = eqx.tree_at(lambda b: b.actor_obs_mirror, batch, obs_m_TE, is_leaf=lambda x: x is None)
+    if not cfg.symmetry_augmentation:
+        return batch, carry_E
+    # the mirrored steps, as the rollout policy would have taken them: same advantages and returns
+    mean_m_TE = jax.vmap(learner.actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_m_TE, batch.done, carry_E)
+    action_m_TE = mirror.action(batch.action)
+    critic_m_TE = learner.critic_norm(critic_obs_TE2[:, num_envs:])
+    mirrored = Batch(
+        actor_obs=obs_m_TE,
+        critic_obs=critic_m_TE,
+        action=action_m_TE,
+        log_prob=gaussian_log_prob(mean_m_TE, learner.actor.log_std, action_m_TE),
+        mean=mean_m_TE,
+        done=batch.done,
+        value=jax.vmap(jax.vmap(learner.critic))(critic_m_TE),
+        advantage=batch.advantage,
+        ret=batch.ret,
+        actor_obs_mirror=batch.actor_obs,
+    )
+    both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch, mirrored)
+    return both, jnp.concatenate([carry_E, carry_E])
+
+
 def _all_finite(tree: object) -> Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))]
     return jnp.all(jnp.stack(leaves))
@@ -123,6 +161,7 @@ def make_train_step(
     cfg.validate()
     optimizer = make_optimizer(cfg)
     policy, critic_layout = ActorPolicy(env.actor_layout), env.critic_layout
+    mirror = env.mirrors() if cfg.symmetry_augmentation or cfg.symmetry_loss_coef > 0 else None
 
     def collect(learner: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
         rollout_rng, update_rng, rng = jax.random.split(learner.rng, 3)
@@ -153,7 +192,16 @@ def make_train_step(
             advantage=advantage_TE,
             ret=return_TE,
         )
-        metrics = episode_metrics(steps, env.ctrl_dt) | {"value/mean": value_TE.mean()}
+        metrics = episode_metrics(steps, env.ctrl_dt) | {
+            "value/mean": value_TE.mean(),
+            "curriculum/level": ro.env.level.mean(),
+        }
+        if mirror is not None:
+            actor_obs_TE, critic_obs_TE = (
+                jnp.concatenate([x, m(x)], axis=1)
+                for x, m in ((actor_obs_TE, mirror.actor_obs), (critic_obs_TE, mirror.critic_obs))
+            )  # the normalisers see both halves, so their statistics are mirror-symmetric too
+            batch, carry_E = _with_mirror(learner, batch, carry_E, actor_obs_TE, critic_obs_TE, mirror, cfg)
         raw_obs = (actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1]), critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1]))
         return ro, _Collected(batch, carry_E, raw_obs, update_rng, rng, metrics)
 
@@ -168,6 +216,7 @@ def make_train_step(
             c.update_rng,
             cfg,
             optimizer,
+            None if mirror is None else mirror.action,
         )
         metrics |= c.metrics
         metrics["policy/action_std"] = jnp.mean(jnp.exp(actor.log_std))

@@ -5,6 +5,7 @@ split the env axis and keep whole time sequences, so a recurrent actor can be re
 over them from the carry it had at the start of the rollout.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ class PPOConfig:
     entropy_coef: float = opt(0.001, "weight of the entropy bonus")
     max_grad_norm: float = opt(1.0, "global gradient-norm clip", gt=0)
     normalize_advantages: bool = opt(True, "standardise advantages per minibatch")
+    symmetry_augmentation: bool = opt(False, "add each rollout's left/right mirror image to the dataset")
+    symmetry_loss_coef: float = opt(0.0, "weight of the mirror loss |pi(mirror(o)) - mirror(pi(o))|^2 (0: off)", ge=0)
 
     def validate(self) -> None:
         """Raise a one-line error for a NaN, infinite or out-of-range number."""
@@ -55,6 +58,7 @@ class Batch(eqx.Module):
     value: Float[Array, "T E"]
     advantage: Float[Array, "T E"]
     ret: Float[Array, "T E"]
+    actor_obs_mirror: Float[Array, "T E obs"] | None = None  # normalised, for the mirror loss
 
 
 def compute_gae(
@@ -97,10 +101,16 @@ def with_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
 
 
 def _loss(
-    models: tuple[Actor, MLPCritic], mb: Batch, carry_B: Array, old_log_std: Array, cfg: PPOConfig
+    models: tuple[Actor, MLPCritic],
+    mb: Batch,
+    carry_B: Array,
+    old_log_std: Array,
+    cfg: PPOConfig,
+    action_mirror: Callable[[Array], Array] | None,
 ) -> tuple[Array, dict[str, Array]]:
     actor, critic = models
-    mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(mb.actor_obs, mb.done, carry_B)
+    means = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)
+    mean_TB = means(mb.actor_obs, mb.done, carry_B)
     log_std = actor.log_std
     log_prob_TB = gaussian_log_prob(mean_TB, log_std, mb.action)
     ratio_TB = jnp.exp(log_prob_TB - mb.log_prob)
@@ -129,7 +139,13 @@ def _loss(
     )
     kl = jnp.mean(kl_TB)
     loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy + cfg.kl_coef * kl
+    symmetry_loss = jnp.float32(0.0)
+    if cfg.symmetry_loss_coef > 0 and action_mirror is not None and mb.actor_obs_mirror is not None:
+        mirrored_TB = means(mb.actor_obs_mirror, mb.done, carry_B)
+        symmetry_loss = jnp.mean(jnp.sum(jnp.square(mirrored_TB - action_mirror(mean_TB)), axis=-1))
+        loss = loss + cfg.symmetry_loss_coef * symmetry_loss
     metrics = {
+        "loss/symmetry": symmetry_loss,
         "loss/policy": policy_loss,
         "loss/value": value_loss,
         "loss/total": loss,
@@ -150,6 +166,7 @@ def update(
     rng: PRNGKeyArray,
     cfg: PPOConfig,
     optimizer: optax.GradientTransformation,
+    action_mirror: Callable[[Array], Array] | None = None,
 ) -> tuple[Actor, MLPCritic, optax.OptState, dict[str, Array]]:
     """`num_epochs` passes of `num_minibatches` gradient steps; returns the mean of each metric."""
     num_envs = batch.done.shape[1]
@@ -162,7 +179,7 @@ def update(
         params, opt_state = carry
         models = eqx.combine(params, static)
         mb = jax.tree.map(lambda x: x[:, idx_B], batch)
-        (_, metrics), grads = grad_fn(models, mb, carry_E[idx_B], old_log_std, cfg)
+        (_, metrics), grads = grad_fn(models, mb, carry_E[idx_B], old_log_std, cfg, action_mirror)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
         if cfg.adaptive_lr:

@@ -20,12 +20,14 @@ def episodes(
 ) -> Callable[[Any, PRNGKeyArray], Any]:
     """A compiled `(params, rng) -> recorded (T, E, ...)`: reset every env, then act for `num_steps`.
 
-    The policy's params are an argument, so one compilation serves every checkpoint.
+    The policy's params are an argument, so one compilation serves every checkpoint. A
+    curriculum runs at its full difficulty (level 1).
     """
 
     def run(params: Any, rng: PRNGKeyArray) -> Any:
         reset_rng, rollout_rng = jax.random.split(rng)
         state = init_rollout(env, policy, params, reset_rng)
+        state = eqx.tree_at(lambda s: s.env.level, state, jnp.ones(env.num_envs))  # full difficulty
         return rollout(env, policy, params, state, rollout_rng, num_steps, record)[1]
 
     return profiled(name, eqx.filter_jit(run))

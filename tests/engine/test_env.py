@@ -131,6 +131,55 @@ def test_a_reset_without_randomness_starts_every_env_alike(backend):
     assert np.allclose(state.physics.time, 0.02) and np.all(np.isfinite(np.asarray(tr.reward)))
 
 
+def test_rewards_and_the_transition_judge_the_command_the_policy_saw():
+    # a command resampled at every step: rewards computed after resampling would judge one it never saw
+    command = c.VelocityCommand(resample_seconds=(0.01, 0.01), still_probability=0.0)
+    task = hopper_task(
+        commands=[command],
+        observations=[c.CommandObservation(name="cmd", command="velocity")],
+        rewards=[c.LinearVelocityTracking(sigma=0.5)],
+        events=[],
+    )
+    env = ksim.Env(task, num_envs=E, physics_backend="mujoco")
+    state = env.reset(jax.random.key(7))
+    for _ in range(5):
+        seen = np.array(state.obs["cmd"])  # the state is donated to the step
+        state, tr = env.step(state, env.zero_action())
+        np.testing.assert_allclose(tr.command["velocity"], seen)  # the command acted on
+        np.testing.assert_allclose(tr.obs["cmd"], seen)
+        assert not np.allclose(state.obs["cmd"], seen)  # resampled for the next step
+        vel = jax.vmap(env.index.base.linear_velocity)(state.physics)
+        expected = np.exp(-np.sum(np.square(seen[:, :2] - np.asarray(vel)[:, :2]), -1) / 0.25)
+        np.testing.assert_allclose(tr.reward_terms["linear_velocity_tracking"], expected * env.ctrl_dt, rtol=1e-4)
+
+
+def test_a_curriculum_level_rises_with_survival_falls_with_failure_and_scales_commands_and_pushes():
+    curriculum = c.Curriculum(commands=("velocity",), initial_level=0.5, step=0.25, low=0.0)
+    task = hopper_task(
+        commands=[c.ConstantCommand(name="velocity", value=(1.0, 0.0, 0.0))],
+        observations=[c.CommandObservation(name="cmd", command="velocity")],
+        events=[Explode(), c.VelocityPush(interval_seconds=(0.01, 0.01), max_velocity=(1.0, 1.0))],
+        curriculum=curriculum,
+    )
+    env = ksim.Env(task, num_envs=E, physics_backend="mujoco")
+    state = env.reset(jax.random.key(8))
+    np.testing.assert_allclose(state.obs["cmd"][:, 0], 0.5)  # the command at half difficulty
+    # env 0 reaches its time limit, env 1 fails (its physics blows up), the rest go on
+    state = eqx.tree_at(
+        lambda s: (s.episode_step, s.event_carry["explode"]),
+        state,
+        (jnp.array([49, 0, 0, 0], jnp.int32), jnp.array([False, True, False, False])),
+    )
+    state, tr = env.step(state, env.zero_action())
+    np.testing.assert_allclose(state.level, [0.75, 0.25, 0.5, 0.5])
+    np.testing.assert_allclose(state.obs["cmd"][:, 0], [0.75, 0.25, 0.5, 0.5])
+    for level in (0.0, 1.0):  # with low=0, level 0 means no command and no push
+        fresh = eqx.tree_at(lambda s: s.level, env.reset(jax.random.key(9)), jnp.full(E, level))
+        fresh, tr = env.step(fresh, env.zero_action())
+        np.testing.assert_allclose(tr.command["velocity"][:, 0], level)
+        assert (np.abs(np.asarray(fresh.physics.qvel)[:, :2]).max() > 0.1) == (level == 1.0)
+
+
 def test_bad_settings_are_clear_errors():
     with pytest.raises(ValueError, match="ctrl_dt=0.013 is not a whole multiple"):
         ksim.Env(hopper_task(ctrl_dt=0.013), num_envs=1, physics_backend="mujoco")

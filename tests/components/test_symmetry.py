@@ -1,0 +1,102 @@
+"""Left/right symmetry: the maps, a mirrored K-Bot over time on both backends, the gait phase, and PPO's use."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+import ksim
+from examples.kbot import walking
+from examples.kbot.common import SCENE
+from ksim import components as c
+from ksim.components.base import ModelIndex
+from ksim.components.symmetry import joint_mirror, state_mirrors
+from ksim.engine.env import Env
+from ksim.rl.learner import init_learner, make_train_step, start_rollout
+from tests.conftest import context
+
+KBOT = mujoco.MjModel.from_xml_path(str(SCENE))
+
+
+def test_joint_mirror_pairs_by_name_takes_signs_from_axes_and_is_an_involution():
+    joints = joint_mirror(KBOT)
+    names = list(ModelIndex.of(KBOT).joint_names)
+    for left in ("left_hip_pitch", "left_hip_roll", "left_hip_yaw", "left_knee", "left_shoulder_roll", "left_wrist"):
+        i = names.index(left)
+        # the mirrored build: opposite angles are mirror images (SPEC §6's opposite ranges and stances)
+        assert names[joints.perm[i]] == left.replace("left_", "right_") and joints.sign[i] == -1.0
+    x = np.random.default_rng(0).normal(size=KBOT.nu)
+    np.testing.assert_allclose(joints(joints(x)), x)
+    stance = KBOT.key("stance").qpos[ModelIndex.of(KBOT).joint_qpos_ids]
+    np.testing.assert_allclose(joints(stance), stance, atol=1e-6)  # the stance is its own mirror image
+    with pytest.raises(ValueError, match="'right_knee' pairs with 'left_knee', which pairs with 'left_ankle'"):
+        joint_mirror(KBOT, pairs={"left_knee": "left_ankle"})
+    with pytest.raises(ValueError, match="no partner 'right_elbow_x'"):
+        joint_mirror(KBOT, pairs={"left_elbow": "right_elbow_x"})
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "mjx"])
+def test_a_mirrored_kbot_stepped_with_mirrored_actions_stays_the_mirror_image(backend):
+    task = ksim.Task(
+        model_path=SCENE,
+        actuators=c.PDActuators(action_scale=0.25),
+        observations=[c.JointPosition()],
+        rewards=[c.StayAlive()],
+        terminations=[],
+        resets=[c.StanceReset(joint_pos_noise=0.1, joint_vel_noise=0.3)],
+    )
+    env = Env(task, 2, backend)
+    joints = env.mirrors().action
+    qpos_m, qvel_m = state_mirrors(env.model, joints)
+    state = env.reset(jax.random.key(0))
+    # env 1 becomes the mirror image of env 0
+    qpos, qvel = np.array(state.physics.qpos), np.array(state.physics.qvel)
+    qpos[1], qvel[1] = qpos_m(qpos[0]), qvel_m(qvel[0])
+    reset = jax.vmap(lambda d, p, q, v: env.backend.reset_where(jnp.bool_(True), d, p, q, v))
+    state = eqx.tree_at(lambda s: s.physics, state, reset(state.physics, state.params, qpos, qvel))
+    actions = 0.5 * jax.random.normal(jax.random.key(1), (60, KBOT.nu))
+    moved = 0.0
+    for a in actions:
+        state, _ = env.step(state, jnp.stack([a, joints(a)]))
+        q = np.asarray(state.physics.qpos)
+        np.testing.assert_allclose(q[1], qpos_m(q[0]), atol=2e-3)
+        moved = max(moved, np.abs(q[0] - qpos[0]).max())
+    assert moved > 0.2  # the robot really moved (and fell) in those 1.2 s
+
+
+def test_gait_phase_channels_mirror_as_the_feet_swapping_half_a_cycle():
+    phase = c.GaitPhase(command="gait").bind(KBOT)
+    env = Env(walking.make_task(walking.WalkingConfig()), 1, "mujoco")
+    mirror = phase.mirror(None)
+    for phi in (0.3, 1.9, 4.0):
+        obs = phase.observe(context(KBOT, command={"gait": jnp.array([phi, 1.5])}))
+        half_cycle_on = phase.observe(context(KBOT, command={"gait": jnp.array([phi + np.pi, 1.5])}))
+        np.testing.assert_allclose(mirror(obs), half_cycle_on, atol=1e-6)
+        assert not np.allclose(obs, half_cycle_on)  # an unchanged phase would be the wrong mirror
+    m = env.mirrors()  # every walking observation has a rule; each map is an involution
+    for perm in m:
+        x = np.random.default_rng(1).normal(size=len(perm.perm))
+        np.testing.assert_allclose(perm(perm(x)), x)
+
+
+def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
+    cfg = walking.WalkingConfig(
+        num_envs=8,
+        rollout_length=8,
+        num_minibatches=2,
+        num_epochs=1,
+        symmetry_augmentation=True,
+        symmetry_loss_coef=0.5,
+        actor_hidden=(32, 32),
+        critic_hidden=(32, 32),
+    )
+    env = Env(walking.make_task(cfg), cfg.num_envs, "mujoco")
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    learner, _, metrics = make_train_step(env, cfg)(learner, start_rollout(env, learner, jax.random.PRNGKey(1)))
+    assert int(learner.iteration) == 1 and float(metrics["loss/symmetry"]) > 0
+    # the normaliser saw every observation and its mirror image, so its statistics are symmetric
+    m = env.mirrors().actor_obs
+    np.testing.assert_allclose(m(np.asarray(learner.actor_norm.mean)), learner.actor_norm.mean, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(learner.actor_norm.var)[m.perm], learner.actor_norm.var, rtol=1e-4)
