@@ -42,17 +42,18 @@ class TrainBenchConfig:
     raw_seconds: float = opt(4.0, "seconds of the raw physics measurement", gt=0)
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent compile cache folder ('' turns it off)")
     phase_timing: bool = opt(True, "split rollout from update time (a host callback: mjx then cannot cache the step)")
+    symmetry: tuple[bool, ...] = opt((False,), "symmetry_augmentation settings to measure, e.g. false,true")
 
 
 def train_rate(
-    backend: str, num_envs: int, iterations: int, phase_timing: bool = True
+    backend: str, num_envs: int, iterations: int, phase_timing: bool = True, symmetry: bool = False
 ) -> tuple[float, float, float, float, float]:
     """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, same-state physics rate).
 
     Same-state physics rate: the timed env-steps over the wall time inside MuJoCo's C calls
     during those iterations (`mujoco` backend only, else NaN).
     """
-    cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend))
+    cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend), symmetry_augmentation=symmetry)
     env = Env(make_task(cfg), num_envs, backend)
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
     rollout = start_rollout(env, learner, jax.random.PRNGKey(1))
@@ -86,20 +87,22 @@ def main() -> None:
     model = make_task(StandingConfig()).load_model()
     print(f"devices: {jax.devices()}")
     print(
-        "| backend | num_envs | raw physics env-steps/s | same-state physics env-steps/s | training env-steps/s | "
-        "training / raw | training / same-state | rollout share | first iteration (s) | s/iteration |"
+        "| backend | symmetry | num_envs | raw physics env-steps/s | same-state physics env-steps/s | "
+        "training env-steps/s | training / raw | training / same-state | rollout share | first iteration (s) | "
+        "s/iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
         for n in args.num_envs:
             at_rest = raw_native(model, n, 5, in_play=False)
             raw = rates({"raw": at_rest}, args.raw_seconds, 1)["raw"] * STEPS_PER_CALL * n
-            rate, share, first, per_it, same = train_rate(backend, n, args.iterations, args.phase_timing)
-            print(
-                f"| {backend} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | {rate / same:.0%} | "
-                f"{share:.0%} | {first:.1f} | {per_it:.2f} |",
-                flush=True,
-            )
+            for sym in args.symmetry:
+                rate, share, first, per_it, same = train_rate(backend, n, args.iterations, args.phase_timing, sym)
+                print(
+                    f"| {backend} | {sym} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | "
+                    f"{rate / same:.0%} | {share:.0%} | {first:.1f} | {per_it:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

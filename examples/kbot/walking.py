@@ -46,7 +46,7 @@ class WalkingConfig(common.KBotConfig):
     max_turn: float = opt(0.8, "largest turning-rate command (rad/s)", ge=0)
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
     gait_frequency: tuple[float, float] = opt((1.2, 1.6), "gait clock frequency range (cycles/s)", gt=0)
-    symmetry_augmentation: bool = opt(True)
+    symmetry_augmentation: bool = opt(False)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:
@@ -66,14 +66,14 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
             GaitClock(frequency=cfg.gait_frequency),
         ],
         rewards=[
-            StayAlive(scale=0.5),
+            StayAlive(scale=1.0),
             LinearVelocityTracking(scale=2.0, sigma=0.25),
             AngularVelocityTracking(scale=1.0, sigma=0.25),
             Upright(scale=0.5),
             FeetPhase(clearance=0.08, scale=1.0),
             FeetContactMatch(scale=0.5),
             FeetSlip(scale=-0.05),
-            StandStill(scale=-0.01),
+            StandStill(scale=-0.002),
             BaseAngularVelocityPenalty(scale=-0.05),
             ActionRate(scale=-0.02),
             Torque(scale=-2e-5),

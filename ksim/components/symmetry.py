@@ -67,7 +67,10 @@ def swap_by_name(names: Sequence[str], who: str) -> SignedPermutation:
 def joint_mirror(
     model: mujoco.MjModel, pairs: dict[str, str] | None = None, signs: dict[str, float] | None = None
 ) -> SignedPermutation:
-    """The mirror of a vector over the actuated joints (actuator order): partners by name, signs by axes."""
+    """The mirror of a vector over the actuated joints (actuator order): partners by name, signs by axes.
+
+    Axes are compared in the world frame at the model's reference pose (qpos0).
+    """
     names = list(ModelIndex.of(model).joint_names)
     pairs = {**{v: k for k, v in (pairs or {}).items()}, **(pairs or {})}
     data = mujoco.MjData(model)
@@ -89,8 +92,10 @@ def joint_mirror(
         else:
             raise ValueError(f"mirror: the axes of {name!r} and {partner!r} are not mirror images; give signs={{...}}")
     for i, j in enumerate(perm):
-        if perm[j] != i or sign[j] != sign[i]:
+        if perm[j] != i:
             raise ValueError(f"mirror: {names[i]!r} pairs with {names[j]!r}, which pairs with {names[perm[j]]!r}")
+        if sign[j] != sign[i]:
+            raise ValueError(f"mirror: {names[i]!r} and {names[j]!r} have different signs; give both in signs=")
     return SignedPermutation(np.array(perm), np.array(sign))
 
 

@@ -89,6 +89,9 @@ class Env:
         _unique_names("terminations", [t.name for t in self.terminations] + ["unstable"])
         _unique_names("commands", [c.name for c in self.commands])
         _unique_names("events", [e.name for e in self.events])
+        unknown = set(task.curriculum.commands if task.curriculum else ()) - {c.name for c in self.commands}
+        if unknown:
+            raise ValueError(f"the curriculum scales commands {sorted(unknown)} that the task does not have")
         self.backend: PhysicsBackend = make_backend(physics_backend, model, num_envs, nthread)
         self.index = ModelIndex.of(model)
         self.default_params = ModelParams.from_model(model)
@@ -180,9 +183,9 @@ class Env:
     def _context(
         self, physics: PhysicsData, action_t: Array, action_t_minus_1: Array, commands: dict, step: Array, level: Array
     ) -> StepContext:
-        cur = self.task.curriculum
-        scaled = () if cur is None else cur.commands
-        command = {k: v.value * cur.scale(level) if k in scaled and cur else v.value for k, v in commands.items()}
+        command = {k: v.value for k, v in commands.items()}
+        if self.task.curriculum is not None:  # the curriculum's commands, as observed and judged, scale with it
+            command |= {k: command[k] * self.task.curriculum.scale(level) for k in self.task.curriculum.commands}
         return StepContext(physics, action_t, action_t_minus_1, command, step, self.ctrl_dt)
 
     def _reset_one(self, rng: PRNGKeyArray) -> EnvState:

@@ -48,6 +48,7 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
             ang_E = jax.vmap(base.angular_velocity)(state_t.env.physics)
             out["lin_err"] = jnp.linalg.norm(tr.command["velocity"][:, :2] - lin_E[:, :2], axis=-1)
             out["ang_err"] = jnp.abs(tr.command["velocity"][:, 2] - ang_E[:, 2])
+            out["command"] = tr.command["velocity"]
         return out
 
     rec = jax.device_get(episodes(env, policy, num_steps, record, "eval rollout")(params, rng))
@@ -64,6 +65,28 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
     for name, hit_TE in rec["reasons"].items():
         metrics[f"ended_by_{name}"] = float(np.any(np.asarray(hit_TE) & live_TE, axis=0).mean())
     if "lin_err" in rec:
-        metrics["lin_vel_error"] = float(np.sum(rec["lin_err"] * live_TE) / live_TE.sum())
-        metrics["ang_vel_error"] = float(np.sum(rec["ang_err"] * live_TE) / live_TE.sum())
+        metrics |= _tracking(rec, live_TE)
     return metrics
+
+
+def _tracking(rec: dict[str, Any], live_TE: np.ndarray) -> dict[str, float]:
+    """Mean tracking errors, overall and per command kind, beside those of a robot that stands still.
+
+    A step's kind is `still` when its command (vx, vy, wz) is below 0.05 in norm, else the
+    largest of |vx| (forward), |vy| (sideways) and |wz| (turning).
+    """
+    command_TE3 = np.asarray(rec["command"])
+    moving_TE = np.linalg.norm(command_TE3, axis=-1) >= 0.05
+    kind_TE = np.where(moving_TE, np.argmax(np.abs(command_TE3), axis=-1), 3)
+    errors = {
+        "lin_vel": np.asarray(rec["lin_err"]),
+        "ang_vel": np.asarray(rec["ang_err"]),
+        "lin_vel_still": np.linalg.norm(command_TE3[..., :2], axis=-1),  # a robot standing still
+        "ang_vel_still": np.abs(command_TE3[..., 2]),
+    }
+    out = {f"{k}_error": float(np.sum(v * live_TE) / max(live_TE.sum(), 1)) for k, v in errors.items()}
+    for i, kind in enumerate(("forward", "sideways", "turning", "still")):
+        mask_TE = live_TE & (kind_TE == i)
+        for k in ("lin_vel", "ang_vel"):
+            out[f"{k}_error_{kind}"] = float(np.sum(errors[k] * mask_TE) / mask_TE.sum()) if mask_TE.any() else math.nan
+    return out

@@ -11,6 +11,7 @@ from examples.kbot import standing, walking
 from examples.kbot.common import SCENE
 from ksim.components.base import ModelIndex
 from ksim.engine.env import Env
+from ksim.runner import run
 
 # actuator order, documented in examples/kbot/kbot.xml and the README
 KBOT_JOINTS = [
@@ -48,3 +49,14 @@ def test_every_task_resets_and_steps_without_nan(module, config):
         assert jax.tree.map(jnp.shape, state.obs) == shapes
         assert np.all(np.isfinite(np.asarray(tr.reward)))
         assert not np.any(np.asarray(tr.termination_reasons["unstable"]))
+
+
+def test_walking_eval_reports_errors_per_command_kind_beside_those_of_standing_still():
+    args = ["action=eval", "policy=zero", "eval_num_envs=16", "eval_seconds=1", "physics_backend=mujoco"]
+    metrics = run(walking.WalkingConfig, walking.make_task, walking.__file__, args)
+    for kind in ("forward", "sideways", "turning", "still"):
+        assert f"lin_vel_error_{kind}" in metrics and f"ang_vel_error_{kind}" in metrics
+    # in its first second the zero-action robot barely moves, so its errors are those of standing still
+    assert metrics["lin_vel_still_error"] > 0.1
+    assert abs(metrics["lin_vel_error"] - metrics["lin_vel_still_error"]) < 0.1
+    assert abs(metrics["ang_vel_error"] - metrics["ang_vel_still_error"]) < 0.1
