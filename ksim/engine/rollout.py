@@ -62,7 +62,7 @@ class RolloutState(eqx.Module):
 
     env: EnvState
     policy_carry: Any
-    episode_returns: dict[str, Float[Array, " E"]]  # each reward term summed over the episode so far, and `total`
+    episode_returns: dict[str, Float[Array, " E"]]  # each reward term summed over the episode so far
 
 
 class RolloutStep(eqx.Module):
@@ -71,7 +71,7 @@ class RolloutStep(eqx.Module):
     transition: Transition
     log_prob: Float[Array, ""]
     mean: Float[Array, " nu"]
-    episode_returns: dict[str, Float[Array, ""]]  # the episode's sums up to and including this step
+    episode_returns: dict[str, Float[Array, ""]]  # each term's episode sum up to and including this step, and `total`
 
 
 def _where_done(done_E: Bool[Array, " E"], new: Any, old: Any) -> Any:
@@ -81,7 +81,7 @@ def _where_done(done_E: Bool[Array, " E"], new: Any, old: Any) -> Any:
 def init_rollout(env: Env, policy: Policy, params: Any, rng: PRNGKeyArray) -> RolloutState:
     """Reset every env and start every policy carry and episode sum afresh."""
     carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (env.num_envs, *c.shape)), policy.init_carry(params))
-    returns = {name: jnp.zeros(env.num_envs) for name in [r.name for r in env.rewards] + ["total"]}
+    returns = {r.name: jnp.zeros(env.num_envs) for r in env.rewards}
     return RolloutState(env.reset(rng), carry, returns)
 
 
@@ -97,11 +97,10 @@ def rollout_step(
     out_E = jax.vmap(policy, in_axes=(None, 0, 0, 0))(params, state_t.env.obs, state_t.policy_carry, rng_E)
     env_state, tr_E = env.step_batch(state_t.env, out_E.action, external_xfrc_E)
     carry = _where_done(tr_E.done, policy.init_carry(params), out_E.carry)
-    returns = {
-        k: v + (tr_E.reward if k == "total" else tr_E.reward_terms[k]) for k, v in state_t.episode_returns.items()
-    }
+    returns = {k: v + tr_E.reward_terms[k] for k, v in state_t.episode_returns.items()}
     state_t_plus_1 = RolloutState(env_state, carry, {k: jnp.where(tr_E.done, 0.0, v) for k, v in returns.items()})
-    return state_t_plus_1, RolloutStep(tr_E, out_E.log_prob, out_E.mean, returns)
+    total = sum(returns.values(), jnp.zeros_like(tr_E.reward))
+    return state_t_plus_1, RolloutStep(tr_E, out_E.log_prob, out_E.mean, returns | {"total": total})
 
 
 def rollout(

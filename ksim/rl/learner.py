@@ -108,24 +108,23 @@ def _with_mirror(
     learner: LearnerState,
     batch: Batch,
     carry_E: Array,
-    actor_obs_TE2: Array,
-    critic_obs_TE2: Array,
+    actor_obs_m_TE: Array,
+    critic_obs_m_TE: Array,
     mirror: Mirrors,
     cfg: LearnerConfig,
 ) -> tuple[Batch, Array]:
     """`batch` with its mirror image: for the mirror loss, and (with augmentation) as extra envs.
 
-    `*_TE2` are the raw observations with their mirror images appended along the env axis.
+    `*_obs_m_TE` are the mirror images of the raw observations.
     """
-    num_envs = batch.done.shape[1]
-    obs_m_TE = learner.actor_norm(actor_obs_TE2[:, num_envs:])
+    obs_m_TE = learner.actor_norm(actor_obs_m_TE)
     batch = eqx.tree_at(lambda b: b.actor_obs_mirror, batch, obs_m_TE, is_leaf=lambda x: x is None)
     if not cfg.symmetry_augmentation:
         return batch, carry_E
     # the mirrored steps, as the rollout policy would have taken them: same advantages and returns
     mean_m_TE = jax.vmap(learner.actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_m_TE, batch.done, carry_E)
     action_m_TE = mirror.action(batch.action)
-    critic_m_TE = learner.critic_norm(critic_obs_TE2[:, num_envs:])
+    critic_m_TE = learner.critic_norm(critic_obs_m_TE)
     mirrored = Batch(
         actor_obs=obs_m_TE,
         critic_obs=critic_m_TE,
@@ -197,11 +196,11 @@ def make_train_step(
             "curriculum/level": ro.env.level.mean(),
         }
         if mirror is not None:
-            actor_obs_TE, critic_obs_TE = (
-                jnp.concatenate([x, m(x)], axis=1)
-                for x, m in ((actor_obs_TE, mirror.actor_obs), (critic_obs_TE, mirror.critic_obs))
-            )  # the normalisers see both halves, so their statistics are mirror-symmetric too
-            batch, carry_E = _with_mirror(learner, batch, carry_E, actor_obs_TE, critic_obs_TE, mirror, cfg)
+            actor_obs_m_TE, critic_obs_m_TE = mirror.actor_obs(actor_obs_TE), mirror.critic_obs(critic_obs_TE)
+            batch, carry_E = _with_mirror(learner, batch, carry_E, actor_obs_m_TE, critic_obs_m_TE, mirror, cfg)
+            # the normalisers see both halves, so their statistics are mirror-symmetric too
+            actor_obs_TE = jnp.concatenate([actor_obs_TE, actor_obs_m_TE], axis=1)
+            critic_obs_TE = jnp.concatenate([critic_obs_TE, critic_obs_m_TE], axis=1)
         raw_obs = (actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1]), critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1]))
         return ro, _Collected(batch, carry_E, raw_obs, update_rng, rng, metrics)
 

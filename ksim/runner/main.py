@@ -22,7 +22,7 @@ from ksim.rl.learner import LearnerState, init_learner
 from ksim.rl.policy import ActorPolicy
 from ksim.rl.ppo import with_learning_rate
 from ksim.runner import checkpoint
-from ksim.runner.cli import build, command_line, exit_on_error
+from ksim.runner.cli import build, command_line, exit_on_error, parse_overrides
 from ksim.runner.config import PER_LAUNCH_FIELDS, RESTORED_ON_RESUME, RunConfig, load_saved
 from ksim.runner.profiling import jit_profile_enabled, setup_compile_cache
 from ksim.task import Task
@@ -63,8 +63,6 @@ def resolve(cls: type[C], values: dict[str, Any]) -> C:
 
 def resolve_config(cls: type[C], argv: list[str]) -> C:
     """The config for a command line (`resolve` after parsing); raises on mistakes."""
-    from ksim.runner.cli import parse_overrides
-
     return resolve(cls, parse_overrides(cls, argv))
 
 

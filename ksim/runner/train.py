@@ -42,9 +42,13 @@ class StopRequest:
 
 def save(run_dir: Path, learner: LearnerState, cfg: RunConfig, env: Env, started: float) -> Path:
     """Checkpoint the learner at its current iteration, with what it was trained on."""
-    spec = env.spec()
-    header = {"env_steps": float(learner.env_steps), "wall_seconds": time.time() - started}
-    header |= {k: spec[k] for k in ("actor_observations", "critic_observations", "joints")}
+    header = {
+        "env_steps": float(learner.env_steps),
+        "wall_seconds": time.time() - started,
+        "actor_observations": env.actor_layout.to_json(),
+        "critic_observations": env.critic_layout.to_json(),
+        "joints": list(env.index.joint_names),
+    }
     return checkpoint.save(run_dir, int(learner.iteration), learner, header, cfg.keep_checkpoints)
 
 
