@@ -43,10 +43,18 @@ class TrainBenchConfig:
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent compile cache folder ('' turns it off)")
     phase_timing: bool = opt(True, "split rollout from update time (a host callback: mjx then cannot cache the step)")
     symmetry: tuple[bool, ...] = opt((False,), "symmetry_augmentation settings to measure, e.g. false,true")
+    actors: tuple[Literal["mlp", "gru", "lstm"], ...] = opt(("mlp",), "actor networks to measure, e.g. mlp,gru")
+    recurrent_hidden: tuple[int, ...] = opt((128, 128), "layer sizes of a recurrent actor (the MLP keeps 256,256)")
 
 
 def train_rate(
-    backend: str, num_envs: int, iterations: int, phase_timing: bool = True, symmetry: bool = False
+    backend: str,
+    num_envs: int,
+    iterations: int,
+    phase_timing: bool = True,
+    symmetry: bool = False,
+    actor: Literal["mlp", "gru", "lstm"] = "mlp",
+    recurrent_hidden: tuple[int, ...] = (128, 128),
 ) -> tuple[float, float, float, float, float]:
     """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, same-state physics rate).
 
@@ -54,6 +62,8 @@ def train_rate(
     during those iterations (`mujoco` backend only, else NaN).
     """
     cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend), symmetry_augmentation=symmetry)
+    if actor != "mlp":
+        cfg = StandingConfig(**{**vars(cfg), "actor": actor, "actor_hidden": recurrent_hidden})
     env = Env(make_task(cfg), num_envs, backend)
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
     rollout = start_rollout(env, learner, jax.random.PRNGKey(1))
@@ -87,20 +97,22 @@ def main() -> None:
     model = make_task(StandingConfig()).load_model()
     print(f"devices: {jax.devices()}")
     print(
-        "| backend | symmetry | num_envs | raw physics env-steps/s | same-state physics env-steps/s | "
+        "| backend | actor | symmetry | num_envs | raw physics env-steps/s | same-state physics env-steps/s | "
         "training env-steps/s | training / raw | training / same-state | rollout share | first iteration (s) | "
         "s/iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for backend in args.backends:
         for n in args.num_envs:
             at_rest = raw_native(model, n, 5, in_play=False)
             raw = rates({"raw": at_rest}, args.raw_seconds, 1)["raw"] * STEPS_PER_CALL * n
-            for sym in args.symmetry:
-                rate, share, first, per_it, same = train_rate(backend, n, args.iterations, args.phase_timing, sym)
+            for sym, actor in ((s, a) for s in args.symmetry for a in args.actors):
+                rate, share, first, per_it, same = train_rate(
+                    backend, n, args.iterations, args.phase_timing, sym, actor, args.recurrent_hidden
+                )
                 print(
-                    f"| {backend} | {sym} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | {rate / raw:.0%} | "
-                    f"{rate / same:.0%} | {share:.0%} | {first:.1f} | {per_it:.2f} |",
+                    f"| {backend} | {actor} | {sym} | {n} | {raw:,.0f} | {same:,.0f} | {rate:,.0f} | "
+                    f"{rate / raw:.0%} | {rate / same:.0%} | {share:.0%} | {first:.1f} | {per_it:.2f} |",
                     flush=True,
                 )
 

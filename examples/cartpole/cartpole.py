@@ -5,6 +5,7 @@ python -m examples.cartpole.cartpole max_steps=60
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from ksim.runner import run
 from ksim.runner.config import RunConfig
 
 MODEL = Path(__file__).parent / "cartpole.xml"
+SENSORS = {"all": ("cart_pos", "pole_angle", "cart_vel", "pole_vel"), "positions": ("cart_pos", "pole_angle")}
 
 
 @dataclass(kw_only=True)
@@ -78,6 +80,9 @@ class CartPoleConfig(RunConfig):
     learning_rate: float = opt(1e-3)
     init_action_std: float = opt(1.0)
     episode_seconds: float = opt(5.0, "episode length before truncation (s)", gt=0)
+    observe: Literal["all", "positions"] = opt(
+        "all", "all: positions and velocities; positions: velocities hidden, a task that needs memory (actor=gru)"
+    )
     video_every_iters: int = opt(0)
 
 
@@ -86,7 +91,7 @@ def make_task(cfg: CartPoleConfig) -> ksim.Task:
     return ksim.Task(
         model_path=MODEL,
         actuators=TorqueActuators(),
-        observations=[SensorObservation(name=s, sensor=s) for s in ("cart_pos", "pole_angle", "cart_vel", "pole_vel")],
+        observations=[SensorObservation(name=s, sensor=s) for s in SENSORS[cfg.observe]],
         rewards=[StayAlive(scale=1.0), PoleUpright(scale=1.0)],
         terminations=[PoleFell(), EpisodeLength(max_seconds=cfg.episode_seconds)],
         resets=[RandomStart(noise=0.1)],

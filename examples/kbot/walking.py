@@ -5,6 +5,7 @@ python -m examples.kbot.walking action=eval pretrained=<run dir>   # tracking er
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import ksim
 from examples.kbot import common
@@ -47,14 +48,24 @@ class WalkingConfig(common.KBotConfig):
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
     gait_frequency: tuple[float, float] = opt((1.2, 1.6), "gait clock frequency range (cycles/s)", gt=0)
     symmetry_augmentation: bool = opt(False)
+    gait_clock: bool = opt(True, "a gait clock in the observation and the feet-phase and contact rewards on it")
+    curriculum: Literal["commands+pushes", "pushes", "off"] = opt(
+        "commands+pushes", "what the curriculum level scales (it rises with survival)"
+    )
+    stay_alive: float = opt(1.0, "reward per second alive", ge=0)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:
     """Walk at the commanded velocity on a gait clock, feet still when told to stand, upright and smoothly."""
+    clock = cfg.gait_clock
     return ksim.Task(
         model_path=common.SCENE,
         actuators=common.actuators(cfg.action_scale),
-        observations=[*common.actor_observations(), CommandObservation(command="velocity"), GaitPhase(command="gait")],
+        observations=[
+            *common.actor_observations(),
+            CommandObservation(command="velocity"),
+            *([GaitPhase(command="gait")] if clock else []),
+        ],
         critic_observations=common.critic_observations(),
         commands=[
             VelocityCommand(
@@ -63,15 +74,14 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
                 wz=(-cfg.max_turn, cfg.max_turn),
                 still_probability=0.15,
             ),
-            GaitClock(frequency=cfg.gait_frequency),
+            *([GaitClock(frequency=cfg.gait_frequency)] if clock else []),
         ],
         rewards=[
-            StayAlive(scale=1.0),
-            LinearVelocityTracking(scale=2.0, sigma=0.25),
-            AngularVelocityTracking(scale=1.0, sigma=0.25),
+            StayAlive(scale=cfg.stay_alive),
+            LinearVelocityTracking(scale=2.0, sigma=0.5),
+            AngularVelocityTracking(scale=1.0, sigma=0.5),
             Upright(scale=0.5),
-            FeetPhase(clearance=0.08, scale=1.0),
-            FeetContactMatch(scale=0.5),
+            *([FeetPhase(clearance=0.08, scale=1.0), FeetContactMatch(scale=0.5)] if clock else []),
             FeetSlip(scale=-0.05),
             StandStill(scale=-0.002),
             BaseAngularVelocityPenalty(scale=-0.05),
@@ -82,7 +92,11 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         resets=[StanceReset(joint_pos_noise=0.05, joint_vel_noise=0.1), BasePoseReset(yaw=3.14)],
         events=[VelocityPush(interval_seconds=(3.0, 6.0), max_velocity=(0.3, 0.3))],
         randomizations=[FloorFriction(scale_range=(0.6, 1.2)), BodyMass(scale_range=(0.95, 1.05))],
-        curriculum=Curriculum(commands=("velocity",), initial_level=0.2, step=0.1, low=0.2),
+        curriculum=None
+        if cfg.curriculum == "off"
+        else Curriculum(
+            commands=("velocity",) if cfg.curriculum == "commands+pushes" else (), initial_level=0.2, step=0.1, low=0.2
+        ),
     )
 
 

@@ -12,6 +12,7 @@ steps.
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +60,19 @@ class Actuators(Component):
         """An episode's latency, in control steps."""
         return jax.random.randint(rng, (), 0, self.max_latency_steps + 1)
 
+    def _simulated(self) -> dict[str, Any]:
+        """The latency and action noise training simulated (not runtime settings)."""
+        return {
+            "max_latency_steps": self.max_latency_steps,
+            "action_noise": self.action_noise and self.action_noise.deploy_spec(),
+        }
+
+
+def torque_limits(model: mujoco.MjModel) -> list[float | None]:
+    """Each actuator's torque limit (Nm) as written in the model; None where it is unlimited."""
+    limited = model.actuator_forcelimited.astype(bool)
+    return [float(hi) if on else None for on, hi in zip(limited, model.actuator_forcerange[:, 1], strict=True)]
+
 
 @dataclass(kw_only=True)
 class PDActuators(Actuators):
@@ -91,6 +105,19 @@ class PDActuators(Actuators):
     def _bind(self, model: mujoco.MjModel) -> None:
         key = keyframe_id(model, self.keyframe, self.name)
         self._offset = model.key_qpos[key][ModelIndex.of(model).joint_qpos_ids].astype(np.float32)
+        self._gains = {
+            "kp": model.actuator_gainprm[:, 0].tolist(),
+            "kd": (-model.actuator_biasprm[:, 2]).tolist(),
+            "torque_limit": torque_limits(model),
+        }
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """PD targets around the stance; the gains and limits a robot's motor drivers take."""
+        return {"kind": "pd", "ctrl": "default_joint_pos + action_scale * action", **self._gains} | {
+            "default_joint_pos": self._offset.tolist(),
+            "action_scale": self.action_scale,
+            **self._simulated(),
+        }
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Position targets: stance + action_scale × action."""
@@ -120,6 +147,14 @@ class TorqueActuators(Actuators):
 
     def _bind(self, model: mujoco.MjModel) -> None:
         self._limit = model.actuator_forcerange[:, 1].astype(np.float32)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """Torques straight from the action."""
+        return {
+            "kind": "torque",
+            "ctrl": "clip(action, -1, 1) * torque_limit",
+            "torque_limit": self._limit.tolist(),
+        } | (self._simulated())
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Torques in Nm."""

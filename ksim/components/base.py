@@ -8,7 +8,7 @@ bound copy is then called inside jit for one environment at a time.
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 import equinox as eqx
 import mujoco
@@ -38,6 +38,13 @@ class Component:
 
     def _bind(self, model: mujoco.MjModel) -> None:
         """Resolve indices into `model`; subclasses override."""
+
+    def deploy_spec(self) -> dict[str, Any] | None:
+        """How a runtime without JAX reproduces this component, as JSON-ready data (`ksim.deploy`).
+
+        None: it has no such description. Observations and commands need one to be exported.
+        """
+        return None
 
 
 class StepContext(eqx.Module):

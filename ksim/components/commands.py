@@ -1,6 +1,7 @@
 """Commands: what the policy is asked to do, held in the env state and resampled over time."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -47,6 +48,10 @@ class ConstantCommand(Command):
         """The constant."""
         return CommandState(jnp.asarray(self.value, jnp.float32), jnp.float32(jnp.inf))
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The constant."""
+        return {"kind": "constant", "value": list(self.value)}
+
 
 @dataclass(kw_only=True)
 class VelocityCommand(Command):
@@ -76,6 +81,13 @@ class VelocityCommand(Command):
         """Sideways speed and turning rate flip."""
         return SignedPermutation.identity(3, (1.0, -1.0, -1.0))
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """(vx, vy, wz) in the base frame, and how evaluation draws them."""
+        ranges = {"vx": list(self.vx), "vy": list(self.vy), "wz": list(self.wz)}
+        return {"kind": "velocity", "ranges": ranges, "resample_seconds": list(self.resample_seconds)} | {
+            "still_probability": self.still_probability
+        }
+
 
 @dataclass(kw_only=True)
 class GaitClock(Command):
@@ -100,3 +112,7 @@ class GaitClock(Command):
         phase, frequency = state.value[0], state.value[1]
         phase = jnp.mod(phase + 2 * jnp.pi * frequency * ctrl_dt, 2 * jnp.pi)
         return CommandState(jnp.stack([phase, frequency]), state.time_left)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """(φ, f): φ advances by 2π·f per second, wrapped to [0, 2π); f is drawn per episode."""
+        return {"kind": "gait_clock", "frequency": list(self.frequency)}

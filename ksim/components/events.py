@@ -64,6 +64,12 @@ class VelocityPush(Event):
         time_left = jnp.where(fire, _uniform_time(time_rng, self.interval_seconds), time_left)
         return time_left, EventEffect(effect.xfrc_applied, qvel_kick)
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """Every U(interval) s, U(-max, max) m/s added to the base's world x and y velocity."""
+        return {"event": "velocity_push", "interval_seconds": list(self.interval_seconds)} | {
+            "max_velocity": list(self.max_velocity)
+        }
+
 
 class ForcePushState(eqx.Module):
     """Timer to the next push, time left in the current one, and its force."""

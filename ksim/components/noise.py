@@ -1,6 +1,8 @@
 """Noise models for observations and actions: Gaussian or uniform, additive or multiplicative."""
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -20,6 +22,10 @@ class Noise:
         """`x + n` (additive) or `x * (1 + n)` (multiplicative)."""
         n = self.sample(rng, x.shape)
         return x * (1.0 + n) if self.multiplicative else x + n
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """Its type and settings, for a simulation outside JAX (`ksim.deploy`)."""
+        return {"type": type(self).__name__, **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)

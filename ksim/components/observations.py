@@ -5,7 +5,7 @@ actor and keeps the clean value for the critic.
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jax.numpy as jnp
 import mujoco
@@ -55,6 +55,10 @@ class JointPosition(_JointSpace):
         """Joint angles in actuator order."""
         return ctx.physics.qpos[self._ids] - self._offset
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The actuated joints' qpos minus `offset`."""
+        return {"source": "joint_position", "offset": self._offset.tolist()}
+
 
 @dataclass(kw_only=True)
 class JointVelocity(_JointSpace):
@@ -67,6 +71,10 @@ class JointVelocity(_JointSpace):
         """Joint velocities in actuator order."""
         return ctx.physics.qvel[self._ids]
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The actuated joints' qvel."""
+        return {"source": "joint_velocity"}
+
 
 @dataclass(kw_only=True)
 class ProjectedGravity(Observation):
@@ -78,6 +86,10 @@ class ProjectedGravity(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
         """Unit gravity vector in the base frame."""
         return self._base.projected_gravity(ctx.physics)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """From the base orientation (on a robot: the IMU's)."""
+        return {"source": "projected_gravity"}
 
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """A polar vector: y flips."""
@@ -95,6 +107,10 @@ class BaseLinearVelocity(Observation):
         """Linear velocity in the base frame."""
         return self._base.linear_velocity(ctx.physics)
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The free joint's linear velocity, rotated into the base frame."""
+        return {"source": "base_linear_velocity"}
+
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """A polar vector: y flips."""
         return SignedPermutation.identity(3, POLAR)
@@ -110,6 +126,10 @@ class BaseAngularVelocity(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, "3"]:
         """Angular velocity in the base frame."""
         return self._base.angular_velocity(ctx.physics)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The free joint's angular velocity (MuJoCo keeps it in the base frame)."""
+        return {"source": "base_angular_velocity"}
 
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """An axial vector: x and z flip."""
@@ -145,6 +165,10 @@ class SensorObservation(Observation):
         """The sensor's reading times `scale`."""
         return ctx.physics.sensordata[self._slice] * self.scale
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The named sensor's reading times `scale`."""
+        return {"source": "sensor", "sensor": self.sensor, "scale": self.scale}
+
 
 @dataclass(kw_only=True)
 class FootContact(Observation):
@@ -159,6 +183,10 @@ class FootContact(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, " feet"]:
         """One contact flag per foot."""
         return (ctx.physics.sensordata[self._ids] > self.threshold).astype(jnp.float32)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """1.0 per touch sensor above `threshold`."""
+        return {"source": "touch", "sensors": list(self.sensors), "threshold": self.threshold}
 
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """Left and right feet swap."""
@@ -175,6 +203,10 @@ class ActuatorForce(_JointSpace):
         """Actuator forces in actuator order."""
         return ctx.physics.actuator_force * self.scale
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """MuJoCo's actuator_force times `scale`."""
+        return {"source": "actuator_force", "scale": self.scale}
+
 
 @dataclass(kw_only=True)
 class PreviousAction(_JointSpace):
@@ -183,6 +215,10 @@ class PreviousAction(_JointSpace):
     def observe(self, ctx: StepContext) -> Float[Array, " nu"]:
         """The action of the last control step (zeros after a reset)."""
         return ctx.action_t_minus_1
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The policy's last output (zeros at the start)."""
+        return {"source": "previous_action"}
 
 
 @dataclass(kw_only=True)
@@ -195,6 +231,10 @@ class GaitPhase(Observation):
         """The feet's phases on the unit circle."""
         phases = ctx.command[self.command][0] + jnp.array([0.0, jnp.pi])
         return jnp.concatenate([jnp.sin(phases), jnp.cos(phases)])
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """Sine and cosine of (φ, φ + π), φ the first entry of the gait command."""
+        return {"source": "gait_phase", "command": self.command}
 
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """The feet swap phases: the left foot of the mirror image does what the right foot did."""
@@ -210,6 +250,10 @@ class CommandObservation(Observation):
     def observe(self, ctx: StepContext) -> Float[Array, " dim"]:
         """The command vector."""
         return jnp.atleast_1d(ctx.command[self.command])
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The command's value."""
+        return {"source": "command", "command": self.command}
 
     def mirror(self, ctx: MirrorContext) -> SignedPermutation:
         """As the command mirrors."""

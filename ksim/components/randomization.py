@@ -6,6 +6,7 @@ apply the result (MJX through the model pytree, the native batch through
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import mujoco
@@ -23,6 +24,13 @@ class Randomization(Component):
     def __call__(self, params: ModelParams, rng: PRNGKeyArray) -> ModelParams:
         """The randomised parameters."""
         raise NotImplementedError
+
+
+def _spec(
+    field: str, scale_range: tuple[float, float], rows: list[int] | None = None, column: int | None = None, shared=False
+) -> dict[str, Any]:
+    """A model array scaled at each reset: `field[rows, column] *= U(range)`, one factor or one per entry."""
+    return {"field": field, "scale_range": list(scale_range), "rows": rows, "column": column, "shared": shared}
 
 
 def _scale(rng: PRNGKeyArray, scale_range: tuple[float, float], shape: tuple[int, ...] = ()) -> jax.Array:
@@ -48,6 +56,10 @@ class FloorFriction(Randomization):
         friction = params.geom_friction.at[self._ids, 0].multiply(_scale(rng, self.scale_range))
         return ModelParams(**{**vars(params), "geom_friction": friction})
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """One factor on the named geoms' sliding friction."""
+        return _spec("geom_friction", self.scale_range, rows=self._ids.tolist(), column=0, shared=True)
+
 
 @dataclass(kw_only=True)
 class GeomFriction(Randomization):
@@ -59,6 +71,10 @@ class GeomFriction(Randomization):
         """A factor per geom."""
         factors = _scale(rng, self.scale_range, params.geom_friction.shape[:1])
         return ModelParams(**{**vars(params), "geom_friction": params.geom_friction.at[:, 0].multiply(factors)})
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """A factor per geom on its sliding friction."""
+        return _spec("geom_friction", self.scale_range, column=0)
 
 
 @dataclass(kw_only=True)
@@ -72,6 +88,10 @@ class BodyMass(Randomization):
         factors = _scale(rng, self.scale_range, params.body_mass.shape)
         return ModelParams(**{**vars(params), "body_mass": params.body_mass * factors})
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """A factor per body mass."""
+        return _spec("body_mass", self.scale_range)
+
 
 @dataclass(kw_only=True)
 class Armature(Randomization):
@@ -84,6 +104,10 @@ class Armature(Randomization):
         factors = _scale(rng, self.scale_range, params.dof_armature.shape)
         return ModelParams(**{**vars(params), "dof_armature": params.dof_armature * factors})
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """A factor per dof armature."""
+        return _spec("dof_armature", self.scale_range)
+
 
 @dataclass(kw_only=True)
 class JointDamping(Randomization):
@@ -95,6 +119,10 @@ class JointDamping(Randomization):
         """A factor per dof."""
         factors = _scale(rng, self.scale_range, params.dof_damping.shape)
         return ModelParams(**{**vars(params), "dof_damping": params.dof_damping * factors})
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """A factor per dof damping."""
+        return _spec("dof_damping", self.scale_range)
 
 
 @dataclass(kw_only=True)

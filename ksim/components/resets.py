@@ -1,6 +1,7 @@
 """Resets: where a new episode starts. Each maps (qpos, qvel, rng) to new ones, in order."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +57,13 @@ class StanceReset(Reset):
         )
         return qpos, qvel
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The keyframe and the noise half-widths."""
+        return {"reset": "stance", "keyframe": self.keyframe} | {
+            "joint_pos_noise": self.joint_pos_noise,
+            "joint_vel_noise": self.joint_vel_noise,
+        }
+
 
 @dataclass(kw_only=True)
 class BasePoseReset(Reset):
@@ -78,3 +86,7 @@ class BasePoseReset(Reset):
         quat = self._base.orientation_ids
         qpos = qpos.at[quat].set(quat_mul(quat_from_yaw(yaw), qpos[quat]))
         return qpos, qvel
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The half-widths of the base's planar shift and turn."""
+        return {"reset": "base_pose", "xy": self.xy, "yaw": self.yaw}

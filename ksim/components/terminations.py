@@ -7,7 +7,7 @@ physics.
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jax.numpy as jnp
 import mujoco
@@ -43,6 +43,10 @@ class BaseHeightOutOfRange(Termination):
         z = self._base.height(ctx.physics)
         return (z < self.min_height) | (z > self.max_height)
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """The base's world z outside [min, max]."""
+        return {"check": "base_height", "kind": self.kind, "min": self.min_height, "max": self.max_height}
+
 
 @dataclass(kw_only=True)
 class NotUpright(Termination):
@@ -56,6 +60,10 @@ class NotUpright(Termination):
     def __call__(self, ctx: StepContext) -> Bool[Array, ""]:
         """cos(tilt) below cos(max_tilt)."""
         return -self._base.projected_gravity(ctx.physics)[2] < jnp.cos(self.max_tilt)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The base's tilt from vertical above `max_tilt` (rad)."""
+        return {"check": "tilt", "kind": self.kind, "max_tilt": self.max_tilt}
 
 
 @dataclass(kw_only=True)
@@ -72,6 +80,10 @@ class IllegalContact(Termination):
         """A forbidden body touches something."""
         return jnp.any(ctx.physics.sensordata[self._ids] > self.threshold)
 
+    def deploy_spec(self) -> dict[str, Any]:
+        """Any named touch sensor above `threshold`."""
+        return {"check": "touch", "kind": self.kind, "sensors": list(self.sensors), "threshold": self.threshold}
+
 
 @dataclass(kw_only=True)
 class EpisodeLength(Termination):
@@ -83,3 +95,7 @@ class EpisodeLength(Termination):
     def __call__(self, ctx: StepContext) -> Bool[Array, ""]:
         """episode_step × ctrl_dt reached max_seconds."""
         return ctx.episode_step >= round(self.max_seconds / ctx.ctrl_dt)
+
+    def deploy_spec(self) -> dict[str, Any]:
+        """The episode's time limit."""
+        return {"check": "episode_length", "kind": self.kind, "max_seconds": self.max_seconds}

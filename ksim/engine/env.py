@@ -102,8 +102,18 @@ class Env:
 
     @functools.cached_property
     def _obs_shapes(self) -> tuple[dict, dict]:
-        state = jax.eval_shape(self._reset_one, jax.random.key(0))
+        state = self._state_shapes
         return state.obs, state.critic_obs
+
+    @functools.cached_property
+    def _state_shapes(self) -> EnvState:
+        return jax.eval_shape(self._reset_one, jax.random.key(0))
+
+    @property
+    def command_sizes(self) -> dict[str, int]:
+        """Each command's length, in the task's order."""
+        commands = self._state_shapes.commands
+        return {c.name: commands[c.name].value.shape[-1] for c in self.commands}
 
     @property
     def actor_layout(self) -> ObsLayout:

@@ -17,7 +17,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
-from ksim.rl.networks import Actor, MLPActor, MLPCritic, NetworkConfig, gaussian_log_prob
+from ksim.rl.networks import Actor, MLPCritic, NetworkConfig, gaussian_log_prob, make_actor
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
@@ -68,7 +68,7 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
     """Fresh models sized from the env's observation layouts (no hard-coded sizes)."""
     actor_size, critic_size = env.actor_layout.size, env.critic_layout.size
     actor_key, critic_key, rng = jax.random.split(rng, 3)
-    actor = MLPActor(actor_size, env.model.nu, cfg.actor_hidden, cfg.init_action_std, actor_key)
+    actor = make_actor(cfg, actor_size, env.model.nu, actor_key)
     critic = MLPCritic(critic_size, cfg.critic_hidden, critic_key)
     opt_state = make_optimizer(cfg).init(eqx.filter((actor, critic), eqx.is_inexact_array))
     return LearnerState(

@@ -1,13 +1,14 @@
 """Actors and value functions as equinox modules (`ksim.rl.policy` turns an actor into a `Policy`).
 
-The actor interface is recurrent-ready: every actor maps `(obs, carry) -> (mean,
-carry)`, and `initial_carry()` gives the state at the start of an episode. An MLP's
-carry is an empty array; a GRU/LSTM would carry its hidden state, and the learner
-resets it where an episode ended (`done`).
+Every actor maps `(obs, carry) -> (mean, carry)`, and `initial_carry()` gives the state
+at the start of an episode. An MLP's carry is an empty array; a GRU or LSTM carries its
+hidden state, which the rollout resets where an episode ended (`done`) and PPO re-runs
+over each minibatch's whole sequences from the carry the rollout started with.
 """
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -23,7 +24,8 @@ Carry = Float[Array, " carry"]
 class NetworkConfig:
     """The actor's and the critic's shapes."""
 
-    actor_hidden: tuple[int, ...] = opt((256, 256), "actor MLP hidden widths, e.g. 256,256", ge=1)
+    actor: Literal["mlp", "gru", "lstm"] = opt("mlp", "actor network: mlp, or recurrent (gru, lstm) with a carry")
+    actor_hidden: tuple[int, ...] = opt((256, 256), "actor hidden widths per layer, e.g. 256,256", ge=1)
     critic_hidden: tuple[int, ...] = opt((256, 256), "critic MLP hidden widths", ge=1)
     init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy", gt=0)
 
@@ -94,6 +96,69 @@ class MLPActor(Actor):
     def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
         """Without a carry, the steps are independent: one batched call instead of a scan."""
         return jax.vmap(self.net)(obs_T)
+
+
+class RecurrentActor(Actor):
+    """A Gaussian actor whose carry is the hidden state of stacked GRU or LSTM cells, then a linear head.
+
+    The carry is one flat vector: each layer's hidden state (and, for an LSTM, its cell state)
+    one after another, zeros at the start of an episode.
+    """
+
+    cells: tuple[eqx.nn.GRUCell | eqx.nn.LSTMCell, ...]
+    head: eqx.nn.Linear
+    log_std_param: Float[Array, " act"]
+    kind: Literal["gru", "lstm"] = eqx.field(static=True)
+    sizes: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_size: int,
+        act_size: int,
+        hidden: tuple[int, ...],
+        init_std: float,
+        key: PRNGKeyArray,
+        kind: Literal["gru", "lstm"] = "gru",
+    ) -> None:
+        """Cells of the `hidden` sizes reading `obs_size` features, and a head to `act_size` means."""
+        keys = jax.random.split(key, len(hidden) + 1)
+        cell = eqx.nn.GRUCell if kind == "gru" else eqx.nn.LSTMCell
+        ins = (obs_size, *hidden[:-1])
+        self.cells = tuple(cell(i, h, key=k) for i, h, k in zip(ins, hidden, keys[:-1], strict=True))
+        head = eqx.nn.Linear(hidden[-1], act_size, key=keys[-1])
+        self.head = eqx.tree_at(lambda h: h.weight, head, head.weight * 0.01)  # small initial actions
+        self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)
+        self.kind, self.sizes = kind, tuple(hidden)
+
+    def initial_carry(self) -> Carry:
+        """Zeros: every layer's state at the start of an episode."""
+        return jnp.zeros(sum(self.sizes) * (1 if self.kind == "gru" else 2))
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
+        """The action mean from the last layer's new hidden state, and the new carry."""
+        x, states, offset = obs, [], 0
+        for cell, size in zip(self.cells, self.sizes, strict=True):
+            if isinstance(cell, eqx.nn.GRUCell):
+                x = cell(x, carry[offset : offset + size])
+                states.append(x)
+                offset += size
+            else:
+                x, c = cell(x, (carry[offset : offset + size], carry[offset + size : offset + 2 * size]))
+                states += [x, c]
+                offset += 2 * size
+        return self.head(x), jnp.concatenate(states)
+
+    @property
+    def log_std(self) -> Float[Array, " act"]:
+        """Per-action log standard deviation."""
+        return self.log_std_param
+
+
+def make_actor(cfg: NetworkConfig, obs_size: int, act_size: int, key: PRNGKeyArray) -> Actor:
+    """The actor `cfg.actor` names, with `cfg.actor_hidden` layers."""
+    if cfg.actor == "mlp":
+        return MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
+    return RecurrentActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, cfg.actor)
 
 
 class MLPCritic(eqx.Module):

@@ -18,8 +18,10 @@ class RunConfig(LearnerConfig):
     """What to do (`action`), where from (`pretrained`), and how to train, save, log and film."""
 
     num_envs: int = opt(256, "environments simulated in parallel", ge=1)
-    action: Literal["train", "env", "eval"] = opt(
-        "train", "train: PPO; env: roll the policy out and save an mp4; eval: survival and tracking metrics"
+    action: Literal["train", "env", "eval", "export", "sim2sim"] = opt(
+        "train",
+        "train: PPO; env: roll the policy out and save an mp4; eval: survival and tracking metrics; "
+        "export: policy.onnx + model.mjb + metadata.json; sim2sim: mujoco vs mjx vs the exported ONNX",
     )
     pretrained: str | None = opt(None, "a run directory (or checkpoint file) to resume or evaluate")
     checkpoint_num: int | None = opt(None, "which checkpoint of `pretrained` (its iteration); latest if unset", ge=0)
@@ -41,6 +43,7 @@ class RunConfig(LearnerConfig):
     video_seconds: float = opt(4.0, "length of evaluation and validation videos (s)", gt=0)
     video_size: tuple[int, int] = opt((320, 240), "video width,height in pixels", ge=16)
     video_fps: int = opt(25, "frames per second of videos (frames are rendered at this rate, not per step)", ge=1)
+    export_dir: str | None = opt(None, "action=export's folder (default: <run dir>/export/ckpt_<N>)")
     eval_num_envs: int = opt(64, "episodes (one per env) that action=eval measures", ge=1)
     eval_seconds: float = opt(10.0, "episode length that action=eval measures over (s)", gt=0)
     policy: Literal["trained", "zero"] = opt("trained", "zero: hold the stance (all-zero actions) as a baseline")
@@ -59,6 +62,11 @@ class RunConfig(LearnerConfig):
     def validate(self) -> None:
         """Raise a one-line error when a number is out of range or the batch numbers do not fit together."""
         check_fields(self)
+        if self.actor != "mlp" and (self.symmetry_augmentation or self.symmetry_loss_coef > 0):
+            raise ValueError(
+                f"actor={self.actor}: symmetry_augmentation and symmetry_loss_coef need actor=mlp "
+                "(a mirrored sequence would need its own recurrent state)"
+            )
         if self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs} "

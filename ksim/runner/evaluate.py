@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from ksim.deploy import summary
 from ksim.engine.env import Env
 from ksim.engine.rollout import Policy, RolloutState, RolloutStep, init_rollout, rollout
 from ksim.runner.profiling import profiled
@@ -52,41 +53,10 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
         return out
 
     rec = jax.device_get(episodes(env, policy, num_steps, record, "eval rollout")(params, rng))
-    done_TE, terminated_TE = np.asarray(rec["done"]), np.asarray(rec["terminated"])
-    # a step counts while no earlier step of this env ended its first episode
-    live_TE = ~(np.cumsum(done_TE, axis=0) - done_TE > 0)
-    fell_E = np.any(terminated_TE & live_TE, axis=0)
-    metrics = {
-        "survival_rate": float(1.0 - fell_E.mean()),
-        "mean_episode_length_s": float((live_TE.sum(axis=0) * env.ctrl_dt).mean()),
-        "episodes": float(env.num_envs),
-        "seconds": float(num_steps * env.ctrl_dt),
-    }
-    for name, hit_TE in rec["reasons"].items():
-        metrics[f"ended_by_{name}"] = float(np.any(np.asarray(hit_TE) & live_TE, axis=0).mean())
+    done_TE = np.asarray(rec["done"])
+    reasons = {k: np.asarray(v) for k, v in rec["reasons"].items()}
+    metrics = summary.survival(done_TE, np.asarray(rec["terminated"]), reasons, env.ctrl_dt)
     if "lin_err" in rec:
-        metrics |= _tracking(rec, live_TE)
+        command_TE3, lin_err_TE, ang_err_TE = (np.asarray(rec[k]) for k in ("command", "lin_err", "ang_err"))
+        metrics |= summary.tracking(command_TE3, lin_err_TE, ang_err_TE, summary.live_steps(done_TE))
     return metrics
-
-
-def _tracking(rec: dict[str, Any], live_TE: np.ndarray) -> dict[str, float]:
-    """Mean tracking errors, overall and per command kind, beside those of a robot that stands still.
-
-    A step's kind is `still` when its command (vx, vy, wz) is below 0.05 in norm, else the
-    largest of |vx| (forward), |vy| (sideways) and |wz| (turning).
-    """
-    command_TE3 = np.asarray(rec["command"])
-    moving_TE = np.linalg.norm(command_TE3, axis=-1) >= 0.05
-    kind_TE = np.where(moving_TE, np.argmax(np.abs(command_TE3), axis=-1), 3)
-    errors = {
-        "lin_vel": np.asarray(rec["lin_err"]),
-        "ang_vel": np.asarray(rec["ang_err"]),
-        "lin_vel_still": np.linalg.norm(command_TE3[..., :2], axis=-1),  # a robot standing still
-        "ang_vel_still": np.abs(command_TE3[..., 2]),
-    }
-    out = {f"{k}_error": float(np.sum(v * live_TE) / max(live_TE.sum(), 1)) for k, v in errors.items()}
-    for i, kind in enumerate(("forward", "sideways", "turning", "still")):
-        mask_TE = live_TE & (kind_TE == i)
-        for k in ("lin_vel", "ang_vel"):
-            out[f"{k}_error_{kind}"] = float(np.sum(errors[k] * mask_TE) / mask_TE.sum()) if mask_TE.any() else math.nan
-    return out

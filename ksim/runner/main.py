@@ -4,7 +4,6 @@ It parses `key=value` overrides, then trains (`action=train`), films (`action=en
 measures (`action=eval`), with numbered run directories, checkpoints and resume.
 """
 
-import math
 import os
 import re
 import sys
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 import equinox as eqx
 import jax
 
+from ksim.deploy.summary import summary_line
 from ksim.engine.env import Env
 from ksim.engine.rollout import Policy, ZeroPolicy
 from ksim.engine.state import ObsLayout
@@ -24,6 +24,7 @@ from ksim.rl.ppo import with_learning_rate
 from ksim.runner import checkpoint
 from ksim.runner.cli import build, command_line, exit_on_error, parse_overrides
 from ksim.runner.config import PER_LAUNCH_FIELDS, RESTORED_ON_RESUME, RunConfig, load_saved
+from ksim.runner.export import ExportError
 from ksim.runner.profiling import jit_profile_enabled, setup_compile_cache
 from ksim.task import Task
 
@@ -106,8 +107,10 @@ def run(cls: type[C], make_task: Callable[[C], Task], task_file: str, argv: list
         if cfg.action == "train":
             explicit = {a.lstrip("-").partition("=")[0].replace("-", "_") for a in argv}
             return _train(cfg, task, runs_root, explicit)
+        if cfg.action in ("export", "sim2sim"):
+            return _export(cfg, task, module_name(task_file))
         return _film(cfg, task, runs_root) if cfg.action == "env" else _eval(cfg, task)
-    except (checkpoint.CheckpointError, FloatingPointError) as err:
+    except (checkpoint.CheckpointError, FloatingPointError, ExportError) as err:
         exit_on_error(str(err), code=1)
 
 
@@ -168,6 +171,28 @@ def _eval(cfg: RunConfig, task: Task) -> dict[str, float]:
     metrics = measure(env, policy, params, cfg.eval_seconds, jax.random.PRNGKey(cfg.seed + 1))
     for key, value in metrics.items():
         print(f"  {key:28s} {value:.4f}")
-    summary = " ".join(f"{k}={v:.4g}" if not math.isnan(v) else f"{k}=nan" for k, v in metrics.items())
-    print(f"policy={cfg.policy} backend={env.backend.name} {summary}")
+    print(f"policy={cfg.policy} backend={env.backend.name} {summary_line(metrics)}")
     return metrics
+
+
+def _export(cfg: RunConfig, task: Task, task_name: str) -> Path:
+    """Export the checkpoint (and, for `action=sim2sim`, compare it across mujoco, mjx and the ONNX runtime)."""
+    from ksim.runner.export import export
+
+    if not cfg.pretrained:
+        exit_on_error(f"action={cfg.action} needs pretrained=<run dir>")
+    env = Env(task, 1, cfg.physics_backend, cfg.nthread)
+    learner, path = load_learner(env, cfg)
+    header = checkpoint.read(path)[0] | {"file": path.name}
+    folder = Path(cfg.export_dir).expanduser() if cfg.export_dir else path.parent.parent / "export" / path.stem
+    error = export(env, learner.policy_params, header, task_name, folder)
+    print(f"onnx matches the JAX actor to {error:.2g} (max |action difference|, 256 random observations)")
+    print(f"exported: {folder}")
+    if cfg.action == "sim2sim":
+        from ksim.runner.sim2sim import sim2sim
+
+        report = sim2sim(cfg, task, learner.policy_params, folder)
+        print(report)
+        (path.parent.parent / "sim2sim.md").write_text(report)
+        print(f"written: {path.parent.parent / 'sim2sim.md'}")
+    return folder

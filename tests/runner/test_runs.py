@@ -208,3 +208,20 @@ def test_eval_prints_the_summary_line_and_env_writes_a_decodable_mp4(tmp_path):
     frames = iio.imread(path)
     assert frames.shape == (25, 240, 320, 3)  # 1 s at 25 fps
     assert frames.std() > 5  # an image, not a blank frame
+
+
+def test_a_recurrent_actor_trains_saves_resumes_evaluates_films_and_exports(tmp_path, capsys):
+    args = [*FAST, f"run_root={tmp_path}", "actor=gru", "actor_hidden=8", "observe=positions"]
+    run(CartPoleConfig, make_task, "cartpole.py", [*args, "max_steps=2"])
+    run_dir = tmp_path / "run_0"
+    assert checkpoint.read(run_dir / "checkpoints" / "ckpt_2.eqx")[0]["iteration"] == 2
+    resumed = run(CartPoleConfig, make_task, "cartpole.py", [*FAST, f"pretrained={run_dir}", "max_steps=1"])
+    assert int(resumed.iteration) == 3 and resumed.actor.initial_carry().shape == (8,)  # the saved config's gru
+    metrics = run(CartPoleConfig, make_task, "cartpole.py", ["action=eval", f"pretrained={run_dir}", "eval_seconds=1"])
+    assert 0 < metrics["mean_episode_length_s"] <= 1
+    film = ["action=env", f"pretrained={run_dir}", "video_seconds=0.2", "video_size=32,32"]
+    assert run(CartPoleConfig, make_task, "cartpole.py", film).stat().st_size > 0
+    folder = run(CartPoleConfig, make_task, "cartpole.py", ["action=export", f"pretrained={run_dir}"])
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["policy"]["carry_size"] == 8 and meta["policy"]["inputs"] == ["obs", "carry"]
+    assert "exported:" in capsys.readouterr().out
