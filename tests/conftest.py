@@ -17,6 +17,15 @@ ARM = ASSETS / "arm.xml"
 HOPPER = ASSETS / "hopper.xml"
 KBOT = Path(__file__).parents[1] / "examples" / "kbot" / "scene.xml"
 
+# The suite compares code paths (vmapped vs per env, a scan vs step by step) to float32
+# rounding. On a GPU, float32 dot products default to TF32, whose rounding depends on the
+# batch shape (measured on an H100: a 5-step actor scan vs its single steps differed beyond
+# rtol 1e-6). Full float32 makes those comparisons mean the same on every device. Not on the
+# CPU, which computes in float32 anyway, and where asking for it made the MJX learning test take
+# over 4 minutes instead of about one.
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
+
 
 def physics_of(model: mujoco.MjModel, data: mujoco.MjData) -> PhysicsData:
     """A PhysicsData snapshot of a MuJoCo data (after mj_forward)."""

@@ -88,10 +88,13 @@ class CartPoleConfig(RunConfig):
 
 def make_task(cfg: CartPoleConfig) -> ksim.Task:
     """Balance the pole from a perturbed start."""
+    hidden = [s for s in SENSORS["all"] if s not in SENSORS[cfg.observe]]
     return ksim.Task(
         model_path=MODEL,
         actuators=TorqueActuators(),
         observations=[SensorObservation(name=s, sensor=s) for s in SENSORS[cfg.observe]],
+        # the critic (and a distillation teacher) may see what the actor does not
+        critic_observations=[SensorObservation(name=s, sensor=s) for s in hidden],
         rewards=[StayAlive(scale=1.0), PoleUpright(scale=1.0)],
         terminations=[PoleFell(), EpisodeLength(max_seconds=cfg.episode_seconds)],
         resets=[RandomStart(noise=0.1)],

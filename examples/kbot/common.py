@@ -34,6 +34,7 @@ class KBotConfig(RunConfig):
     rollout_length: int = opt(24)
     init_action_std: float = opt(1.0)
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action", gt=0)
+    privileged_actor: bool = opt(False, "the actor also sees the privileged observations (a distillation teacher)")
 
 
 def actuators(action_scale: float, max_latency_steps: int = 1) -> PDActuators:
@@ -41,19 +42,25 @@ def actuators(action_scale: float, max_latency_steps: int = 1) -> PDActuators:
     return PDActuators(action_scale=action_scale, keyframe="stance", max_latency_steps=max_latency_steps)
 
 
-def actor_observations() -> list[Observation]:
-    """What the real robot senses (encoders, IMU), with sensor-like noise."""
-    return [
+def actor_observations(privileged: bool = False) -> list[Observation]:
+    """What the real robot senses (encoders, IMU), with sensor-like noise; a teacher also gets the privileged ones."""
+    sensed: list[Observation] = [
         JointPosition(relative_to_keyframe="stance", noise=GaussianNoise(std=0.01)),
         JointVelocity(noise=GaussianNoise(std=0.2)),
         ProjectedGravity(noise=GaussianNoise(std=0.02)),
         SensorObservation(name="imu_gyro", sensor="imu_gyro", mirror_as="axial", noise=GaussianNoise(std=0.05)),
         PreviousAction(),
     ]
+    return sensed + (privileged_observations() if privileged else [])
 
 
-def critic_observations() -> list[Observation]:
-    """Privileged: true base velocities and foot contacts."""
+def critic_observations(privileged_actor: bool = False) -> list[Observation]:
+    """The critic's extras: the privileged observations, unless the actor has them already."""
+    return [] if privileged_actor else privileged_observations()
+
+
+def privileged_observations() -> list[Observation]:
+    """What only the simulator knows: true base velocities and foot contacts."""
     return [BaseLinearVelocity(), BaseAngularVelocity(), FootContact(sensors=FEET)]
 
 

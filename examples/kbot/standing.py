@@ -45,8 +45,8 @@ def make_task(cfg: StandingConfig) -> ksim.Task:
     return ksim.Task(
         model_path=common.SCENE,
         actuators=common.actuators(cfg.action_scale),
-        observations=common.actor_observations(),
-        critic_observations=common.critic_observations(),
+        observations=common.actor_observations(cfg.privileged_actor),
+        critic_observations=common.critic_observations(cfg.privileged_actor),
         rewards=[
             StayAlive(scale=1.0),
             Upright(scale=1.0),

@@ -53,6 +53,7 @@ class WalkingConfig(common.KBotConfig):
         "commands+pushes", "what the curriculum level scales (it rises with survival)"
     )
     stay_alive: float = opt(1.0, "reward per second alive", ge=0)
+    tracking_sigma: float = opt(0.5, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:
@@ -62,11 +63,11 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         model_path=common.SCENE,
         actuators=common.actuators(cfg.action_scale),
         observations=[
-            *common.actor_observations(),
+            *common.actor_observations(cfg.privileged_actor),
             CommandObservation(command="velocity"),
             *([GaitPhase(command="gait")] if clock else []),
         ],
-        critic_observations=common.critic_observations(),
+        critic_observations=common.critic_observations(cfg.privileged_actor),
         commands=[
             VelocityCommand(
                 vx=(-0.3, cfg.max_forward),
@@ -78,8 +79,8 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         ],
         rewards=[
             StayAlive(scale=cfg.stay_alive),
-            LinearVelocityTracking(scale=2.0, sigma=0.5),
-            AngularVelocityTracking(scale=1.0, sigma=0.5),
+            LinearVelocityTracking(scale=2.0, sigma=cfg.tracking_sigma),
+            AngularVelocityTracking(scale=1.0, sigma=cfg.tracking_sigma),
             Upright(scale=0.5),
             *([FeetPhase(clearance=0.08, scale=1.0), FeetContactMatch(scale=0.5)] if clock else []),
             FeetSlip(scale=-0.05),

@@ -29,11 +29,14 @@ MAX_SPEED = 1e3
 # whatever key the caller passes: XLA's CPU backend runs threefry as a rolled loop per
 # draw, which cost ~0.3 ms of the engine's ~0.8 ms per control step at 128 envs.
 PRNG_IMPL = "philox4x32"
+# jax 0.10 cannot lower Philox's `mulhi` inside a sharded program ("failed to legalize
+# operation 'mhlo.unknown'"), so envs split over devices draw threefry keys instead.
+SHARDED_PRNG_IMPL = "threefry2x32"
 
 
-def engine_key(rng: PRNGKeyArray) -> PRNGKeyArray:
-    """A `PRNG_IMPL` key drawn from `rng` (a typed key of any implementation, or a legacy uint32 key)."""
-    return jax.random.wrap_key_data(jax.random.bits(rng, (2,), jnp.uint32), impl=PRNG_IMPL)
+def engine_key(rng: PRNGKeyArray, impl: str = PRNG_IMPL) -> PRNGKeyArray:
+    """An `impl` key drawn from `rng` (a typed key of any implementation, or a legacy uint32 key)."""
+    return jax.random.wrap_key_data(jax.random.bits(rng, (2,), jnp.uint32), impl=impl)
 
 
 def _unique_names(kind: str, names: list[str]) -> None:
@@ -67,12 +70,18 @@ class Env:
     state is donated to `step`); `ksim.engine.rollout` scans `step_batch` with a policy.
     """
 
-    def __init__(self, task: Task, num_envs: int, physics_backend: str = "auto", nthread: int = 0) -> None:
-        """Compile the task's model, bind its components by name and build the backend."""
+    def __init__(
+        self, task: Task, num_envs: int, physics_backend: str = "auto", nthread: int = 0, prng_impl: str = PRNG_IMPL
+    ) -> None:
+        """Compile the task's model, bind its components by name and build the backend.
+
+        `prng_impl`: the engine's key implementation (`SHARDED_PRNG_IMPL` for envs split over devices).
+        """
         model = task.load_model()
         self.task = task
         self.model = model
         self.num_envs = num_envs
+        self.prng_impl = prng_impl
         self.ctrl_dt = task.ctrl_dt
         self.num_substeps = task.num_substeps(model)
         self.actuators = task.actuators.bind(model)
@@ -199,7 +208,7 @@ class Env:
         return StepContext(physics, action_t, action_t_minus_1, command, step, self.ctrl_dt)
 
     def _reset_one(self, rng: PRNGKeyArray) -> EnvState:
-        episode_rng, obs_rng, rng = jax.random.split(engine_key(rng), 3)
+        episode_rng, obs_rng, rng = jax.random.split(engine_key(rng, self.prng_impl), 3)
         params, qpos, qvel, commands, event_carry, reward_carry, latency = self._new_episode(episode_rng)
         physics = self.backend.reset(params, qpos, qvel)
         zeros = jnp.zeros(self.model.nu)

@@ -3,9 +3,11 @@
 The engine is written for one environment and vmapped; here the vmapped physics
 calls become one host callback each (`vmap_method="broadcast_all"`), so that a
 single C call steps every environment on the batch's thread pool. No Python runs
-per environment or per substep. The callbacks are `buffer_callback`s: the host
-reads XLA's input buffer and writes the output buffer in place, where
-`jax.pure_callback` would copy both through `jax.device_put`.
+per environment or per substep. On a CPU the callbacks are `buffer_callback`s: the
+host reads XLA's input buffer and writes the output buffer in place, where
+`jax.pure_callback` would copy both through `jax.device_put`. When JAX computes on
+an accelerator (a GPU host that asked for `physics_backend=mujoco`), XLA's buffers
+live in device memory, which numpy cannot read, so the copying `pure_callback` is used.
 
 The full MuJoCo state (`mjSTATE_INTEGRATION`, float64) travels through JAX as its
 raw bits (uint32 pairs), so that it survives JAX's float32 default losslessly and
@@ -34,6 +36,11 @@ _BAD_WARNINGS = [
     int(w)
     for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
 ]
+
+
+def _buffers_on_host() -> bool:
+    """Whether XLA computes on the CPU, so that a callback can read and write its buffers in place."""
+    return jax.default_backend() == "cpu"
 
 
 class MujocoBackend:
@@ -163,10 +170,20 @@ class MujocoBackend:
     # ---- device side: called per env under the engine's vmap ----
 
     def _call(self, host: Callable[[np.ndarray, np.ndarray], None], packed: Array) -> PhysicsData:
+        shape = jax.ShapeDtypeStruct((self._out.width,), jnp.uint32)
+        if not _buffers_on_host():
+            # device buffers: numpy cannot read them in place, so copy through the host
+            def on_arrays(packed: np.ndarray) -> np.ndarray:
+                out = np.empty((*packed.shape[:-1], self._out.width), np.uint32)
+                host(out, np.asarray(packed))
+                return out
+
+            copied = jax.pure_callback(on_arrays, shape, packed, vmap_method="broadcast_all")
+            return PhysicsData(**self._out.unpack(copied))
+
         def on_buffers(ctx: ExecutionContext, out: Buffer, packed: Buffer) -> None:
             host(np.asarray(out), np.asarray(packed))
 
-        shape = jax.ShapeDtypeStruct((self._out.width,), jnp.uint32)
         call = buffer_callback(on_buffers, shape, vmap_method="broadcast_all")
         return PhysicsData(**self._out.unpack(call(packed)))
 

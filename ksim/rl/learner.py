@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env, Mirrors
@@ -21,6 +22,7 @@ from ksim.rl.networks import Actor, MLPCritic, NetworkConfig, gaussian_log_prob,
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
+from ksim.rl.sharding import ENVS, Cluster, replicate, sharded_init
 
 # what each health flag covers, in the words the runner reports
 HEALTH = {
@@ -83,9 +85,22 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
     )
 
 
-def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray) -> RolloutState:
-    """Reset every env for training with `learner`'s policy."""
-    return init_rollout(env, ActorPolicy(env.actor_layout), learner.policy_params, rng)
+def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray, cluster: Cluster | None = None) -> RolloutState:
+    """Reset every env for training with `learner`'s policy (split over `cluster`'s devices if given)."""
+    if cluster is None:
+        return init_rollout(env, ActorPolicy(env.actor_layout), learner.policy_params, rng)
+    params, static = eqx.partition(learner.policy_params, eqx.is_array)
+    init = sharded_init(
+        cluster,
+        lambda p, r: init_rollout(env, ActorPolicy(env.actor_layout), eqx.combine(p, static), r),
+        per_process=_per_process(env, cluster),
+    )
+    return init(params, replicate(cluster, rng))
+
+
+def _per_process(env: Env, cluster: Cluster | None) -> bool:
+    # host-callback physics see only their own process's envs: the rollout runs under shard_map
+    return cluster is not None and env.backend.host_callbacks and cluster.num_devices > 1
 
 
 def episode_metrics(steps: RolloutStep, ctrl_dt: float) -> dict[str, Array]:
@@ -141,13 +156,40 @@ def _with_mirror(
     return both, jnp.concatenate([carry_E, carry_E])
 
 
-def _all_finite(tree: object) -> Array:
+def _sharded_collect(
+    collect: Callable[[LearnerState, RolloutState, Array], tuple[RolloutState, _Collected]], cluster: Cluster | None
+) -> Callable[[LearnerState, RolloutState], tuple[RolloutState, _Collected]]:
+    """`collect` under `shard_map`: each device rolls out its own envs; the results are global arrays."""
+    assert cluster is not None
+    env_axis = P(ENVS)
+    # (T, E, ...) trajectories split on E; the normalisers' rows are only counted, so their order is free
+    spec = _Collected(batch=P(None, ENVS), carry_E=env_axis, raw_obs=env_axis, update_rng=P(), rng=P(), metrics=P())  # type: ignore[arg-type]
+
+    def run(learner: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
+        dynamic, static = eqx.partition(learner, eqx.is_array)
+
+        def local(dynamic: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
+            return collect(eqx.combine(dynamic, static), ro, jax.lax.axis_index(ENVS))
+
+        sharded = jax.shard_map(
+            local, mesh=cluster.mesh, in_specs=(P(), env_axis), out_specs=(env_axis, spec), check_vma=False
+        )
+        return sharded(dynamic, ro)
+
+    return run
+
+
+def all_finite(tree: object) -> Array:
+    """Whether every float array in `tree` is free of NaN and inf."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))]
     return jnp.all(jnp.stack(leaves))
 
 
 def make_train_step(
-    env: Env, cfg: LearnerConfig, on_rollout_done: Callable[[Array], None] | None = None
+    env: Env,
+    cfg: LearnerConfig,
+    on_rollout_done: Callable[[Array], None] | None = None,
+    cluster: Cluster | None = None,
 ) -> Callable[[LearnerState, RolloutState], tuple[LearnerState, RolloutState, dict[str, Array]]]:
     """The jitted, buffer-donating iteration: `(learner, rollout) -> (learner, rollout, metrics)`.
 
@@ -156,14 +198,20 @@ def make_train_step(
     cached, and a second launch compiles only the rollout.
     `on_rollout_done`, if given, is called on the host once the rollout's results exist
     (the runner records the time there to split rollout from update time).
+    With a `cluster`, the rollout state is split over its devices (`ksim.rl.sharding`); with
+    host-callback physics `env` is then this process's share of the envs.
     """
     cfg.validate()
     optimizer = make_optimizer(cfg)
     policy, critic_layout = ActorPolicy(env.actor_layout), env.critic_layout
     mirror = env.mirrors() if cfg.symmetry_augmentation or cfg.symmetry_loss_coef > 0 else None
+    per_process = _per_process(env, cluster)
+    total_envs = env.num_envs * (cluster.num_devices if per_process and cluster else 1)
 
-    def collect(learner: LearnerState, ro: RolloutState) -> tuple[RolloutState, _Collected]:
+    def collect(learner: LearnerState, ro: RolloutState, shard: Array | None = None) -> tuple[RolloutState, _Collected]:
         rollout_rng, update_rng, rng = jax.random.split(learner.rng, 3)
+        if shard is not None:  # each device's envs draw their own randomness
+            rollout_rng = jax.random.fold_in(rollout_rng, shard)
         carry_E = ro.policy_carry
         ro, steps = rollout(env, policy, learner.policy_params, ro, rollout_rng, cfg.rollout_length)
         traj = steps.transition
@@ -202,6 +250,8 @@ def make_train_step(
             actor_obs_TE = jnp.concatenate([actor_obs_TE, actor_obs_m_TE], axis=1)
             critic_obs_TE = jnp.concatenate([critic_obs_TE, critic_obs_m_TE], axis=1)
         raw_obs = (actor_obs_TE.reshape(-1, actor_obs_TE.shape[-1]), critic_obs_TE.reshape(-1, critic_obs_TE.shape[-1]))
+        if shard is not None:  # every device's envs are the same number: the mean of means is the mean
+            metrics = jax.lax.pmean(metrics, ENVS)
         return ro, _Collected(batch, carry_E, raw_obs, update_rng, rng, metrics)
 
     def learn(learner: LearnerState, c: _Collected) -> tuple[LearnerState, dict[str, Array]]:
@@ -227,13 +277,13 @@ def make_train_step(
             actor_norm=learner.actor_norm.update(c.raw_obs[0]),
             critic_norm=learner.critic_norm.update(c.raw_obs[1]),
             iteration=learner.iteration + 1,
-            env_steps=learner.env_steps + cfg.rollout_length * env.num_envs,
+            env_steps=learner.env_steps + cfg.rollout_length * total_envs,
             rng=c.rng,
         )
         health = {
             "health/loss_finite": jnp.isfinite(metrics["loss/total"]),
-            "health/params_finite": _all_finite((actor, critic, opt_state)),
-            "health/obs_stats_finite": _all_finite((updated.actor_norm, updated.critic_norm)),
+            "health/params_finite": all_finite((actor, critic, opt_state)),
+            "health/obs_stats_finite": all_finite((updated.actor_norm, updated.critic_norm)),
         }
         adopt = jnp.all(jnp.stack(list(health.values())))
         new, static = eqx.partition(updated, eqx.is_array)
@@ -246,11 +296,14 @@ def make_train_step(
         def train_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
             ro, collected = collect(learner, ro)
             learner, metrics = learn(learner, collected)
+            if cluster is not None:  # keep each env's state on its device, the learner on all
+                ro = jax.lax.with_sharding_constraint(ro, cluster.envs)
             return learner, ro, metrics
 
         return eqx.filter_jit(train_step, donate="all")
 
-    collect_jit = eqx.filter_jit(collect, donate="all-except-first")
+    local_or_all = _sharded_collect(collect, cluster) if per_process else collect
+    collect_jit = eqx.filter_jit(local_or_all, donate="all-except-first")
     learn_jit = eqx.filter_jit(learn, donate="all")
 
     def split_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:

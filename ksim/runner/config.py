@@ -5,6 +5,7 @@ Every field is a command-line `key=value`; its help text and bounds live beside 
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +19,14 @@ class RunConfig(LearnerConfig):
     """What to do (`action`), where from (`pretrained`), and how to train, save, log and film."""
 
     num_envs: int = opt(256, "environments simulated in parallel", ge=1)
-    action: Literal["train", "env", "eval", "export", "sim2sim"] = opt(
+    action: Literal["train", "env", "eval", "export", "sim2sim", "distill"] = opt(
         "train",
         "train: PPO; env: roll the policy out and save an mp4; eval: survival and tracking metrics; "
-        "export: policy.onnx + model.mjb + metadata.json; sim2sim: mujoco vs mjx vs the exported ONNX",
+        "export: policy.onnx + model.mjb + metadata.json; sim2sim: mujoco vs mjx vs the exported ONNX; "
+        "distill: train this task's actor to imitate teacher= on the states it visits (DAgger)",
     )
     pretrained: str | None = opt(None, "a run directory (or checkpoint file) to resume or evaluate")
+    teacher: str | None = opt(None, "action=distill: the run directory (or checkpoint) of the teacher policy")
     checkpoint_num: int | None = opt(None, "which checkpoint of `pretrained` (its iteration); latest if unset", ge=0)
     max_steps: int | None = opt(
         None, "train this many iterations (rollout + update), save and exit; unset: forever", ge=1
@@ -53,6 +56,10 @@ class RunConfig(LearnerConfig):
         "log rollout and update time apart (a host callback; on mjx it keeps the train step out of the compile cache)",
     )
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent XLA compile cache folder ('' turns it off)")
+    devices: int = opt(1, "local devices to split the envs over (0: all); see README 'Scale out'", ge=0)
+    coordinator: str | None = opt(None, "host:port of process 0, for a multi-process run (JAX may detect it)")
+    num_processes: int | None = opt(None, "processes of a multi-process run", ge=1)
+    process_id: int | None = opt(None, "this process's index in a multi-process run (0 writes the run directory)", ge=0)
 
     @property
     def num_env_states_per_minibatch(self) -> int:
@@ -67,6 +74,10 @@ class RunConfig(LearnerConfig):
                 f"actor={self.actor}: symmetry_augmentation and symmetry_loss_coef need actor=mlp "
                 "(a mirrored sequence would need its own recurrent state)"
             )
+        if self.process_id is not None and self.num_processes is not None and self.process_id >= self.num_processes:
+            raise ValueError(f"process_id={self.process_id} must be below num_processes={self.num_processes}")
+        if self.coordinator is not None and not re.fullmatch(r"[^\s:]+:\d+", self.coordinator):
+            raise ValueError(f"coordinator={self.coordinator} must be host:port, e.g. coordinator=10.0.0.1:1234")
         if self.num_envs % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide num_envs={self.num_envs} "
@@ -79,7 +90,19 @@ class RunConfig(LearnerConfig):
 
 
 # fields that say what to do now, never taken from a saved run's config
-PER_LAUNCH_FIELDS = ("action", "pretrained", "checkpoint_num", "max_steps", "policy")
+PER_LAUNCH_FIELDS = (
+    "action",
+    "pretrained",
+    "checkpoint_num",
+    "max_steps",
+    "policy",
+    "teacher",
+    # a checkpoint resumes on any number of devices and processes
+    "devices",
+    "coordinator",
+    "num_processes",
+    "process_id",
+)
 
 # fields that a resumed run takes from its checkpoint, whatever the command line says
 RESTORED_ON_RESUME = {"seed": "the RNG state", "init_action_std": "the policy's standard deviation"}

@@ -42,9 +42,11 @@ class TrainLogger:
             f"reward {metrics['reward/total']:.4f}",
             f"ep {metrics['episode/length_s']:.1f}s" if ended else "ep -",
             f"fail {metrics['episode/failure_rate']:.2f}" if ended else "fail -",
-            f"kl {metrics['policy/kl']:.4f}",
-            f"lr {metrics['policy/learning_rate']:.1e}",
         ]
+        if "distill/loss_last_epoch" in metrics:  # distillation: the fit to the teacher, first -> last epoch
+            parts.append(f"fit {metrics['distill/loss_first_epoch']:.4f} -> {metrics['distill/loss_last_epoch']:.4f}")
+        else:
+            parts += [f"kl {metrics['policy/kl']:.4f}", f"lr {metrics['policy/learning_rate']:.1e}"]
         if "perf/rollout_s" in metrics:
             parts.append(f"roll {metrics['perf/rollout_s']:.2f}s upd {metrics['perf/update_s']:.2f}s")
         line = " | ".join(parts)

@@ -9,18 +9,21 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import equinox as eqx
 import jax
 
 from ksim.deploy.summary import summary_line
-from ksim.engine.env import Env
+from ksim.engine.env import PRNG_IMPL, SHARDED_PRNG_IMPL, Env
 from ksim.engine.rollout import Policy, ZeroPolicy
 from ksim.engine.state import ObsLayout
+from ksim.physics import resolve_backend_name
+from ksim.rl.distill import DistillError
 from ksim.rl.learner import LearnerState, init_learner
 from ksim.rl.policy import ActorPolicy
 from ksim.rl.ppo import with_learning_rate
+from ksim.rl.sharding import Cluster, connect, describe, launched_together, make_cluster, replicate
 from ksim.runner import checkpoint
 from ksim.runner.cli import build, command_line, exit_on_error, parse_overrides
 from ksim.runner.config import PER_LAUNCH_FIELDS, RESTORED_ON_RESUME, RunConfig, load_saved
@@ -103,30 +106,69 @@ def run(cls: type[C], make_task: Callable[[C], Task], task_file: str, argv: list
         jax.config.update("jax_log_compiles", True)
     task = make_task(cfg)
     runs_root = Path(cfg.run_root) if cfg.run_root else Path(task_file).resolve().parent / "runs" / Path(task_file).stem
+    distributed = cfg.action == "train" and (
+        cfg.coordinator is not None or (cfg.num_processes or 1) > 1 or launched_together()
+    )
     try:
+        if distributed:
+            connect(cfg.coordinator, cfg.num_processes, cfg.process_id)
         if cfg.action == "train":
             explicit = {a.lstrip("-").partition("=")[0].replace("-", "_") for a in argv}
             return _train(cfg, task, runs_root, explicit)
+        if cfg.action == "distill":
+            return _distill(cfg, task, runs_root, lambda c: make_task(cast(C, c)), type(cfg))
         if cfg.action in ("export", "sim2sim"):
             return _export(cfg, task, module_name(task_file))
         return _film(cfg, task, runs_root) if cfg.action == "env" else _eval(cfg, task)
-    except (checkpoint.CheckpointError, FloatingPointError, ExportError) as err:
+    except (checkpoint.CheckpointError, FloatingPointError, ExportError, DistillError) as err:
         exit_on_error(str(err), code=1)
+    except jax.errors.JaxRuntimeError as err:
+        if not distributed:
+            raise
+        # e.g. a peer process died: its collectives fail here (or its silence ends this process)
+        exit_on_error(f"process {jax.process_index()}: distributed training stopped: {str(err).splitlines()[0]}", 1)
+
+
+def _cluster(cfg: RunConfig) -> Cluster | None:
+    """The devices to train on, or None for the plain single-device run; exits on a mismatch."""
+    if cfg.devices == 1 and jax.process_count() == 1:
+        return None
+    cluster = make_cluster(cfg.devices)
+    native = resolve_backend_name(cfg.physics_backend) == "mujoco"
+    if native and cluster.num_devices > cluster.num_processes:
+        exit_on_error(
+            f"devices={cfg.devices}: physics_backend=mujoco steps a process's envs on its own CPU threads, one "
+            "device per process; use devices=1 and one process per machine (coordinator=...), or physics_backend=mjx"
+        )
+    if cfg.num_envs % cluster.num_devices:
+        n = cluster.num_devices
+        exit_on_error(
+            f"num_envs={cfg.num_envs} must divide over the {n} devices ({cluster.num_processes} process(es)); "
+            f"use a multiple of {n}, e.g. num_envs={max(n, cfg.num_envs // n * n)}"
+        )
+    return cluster
 
 
 def _train(cfg: RunConfig, task: Task, runs_root: Path, explicit: set[str]) -> LearnerState:
     from ksim.runner.train import VideoWriter, train
 
-    env = Env(task, cfg.num_envs, cfg.physics_backend, cfg.nthread)
+    cluster = _cluster(cfg)
+    main = cluster is None or cluster.is_main
+    per_process = cluster is not None and resolve_backend_name(cfg.physics_backend) == "mujoco"
+    # the native backend's batch holds only this process's envs
+    local_envs = cfg.num_envs // (cluster.num_devices if per_process and cluster else 1)
+    env = Env(task, local_envs, cfg.physics_backend, cfg.nthread, SHARDED_PRNG_IMPL if cluster else PRNG_IMPL)
+    if cluster is not None and main:
+        print(describe(cluster, cfg.num_envs))
     if cfg.pretrained:
         learner, path = load_learner(env, cfg)
         source = Path(cfg.pretrained).expanduser()
         source = source.parent.parent if source.is_file() else source
         # resume in place when it is one of our run directories; otherwise start a new run from its weights
         in_place = _RUN.match(source.name) and os.access(source, os.W_OK)
-        run_dir = source if in_place else new_run_dir(runs_root)
+        run_dir = source if in_place or not main else new_run_dir(runs_root)
         print(f"resuming from {path} (iteration {int(learner.iteration)})")
-        if in_place:
+        if in_place and main:
             for p in checkpoint.set_aside_newer(run_dir, int(learner.iteration)):
                 print(f"set aside {p.name} (newer than the checkpoint resumed from) as {p.name}.abandoned")
         for key in sorted(explicit & set(RESTORED_ON_RESUME)):
@@ -139,10 +181,37 @@ def _train(cfg: RunConfig, task: Task, runs_root: Path, explicit: set[str]) -> L
             print(f"note: learning_rate={cfg.learning_rate:g} replaces the restored rate {restored:.3g}")
     else:
         learner = init_learner(env, cfg, jax.random.PRNGKey(cfg.seed))
-        run_dir = new_run_dir(runs_root)
+        # only process 0 writes: the others get a name they never create
+        run_dir = new_run_dir(runs_root) if main else runs_root / f"process_{jax.process_index()}"
+    if cluster is not None:
+        learner = replicate(cluster, learner)
+    if not main:
+        print(f"process {jax.process_index()} of {cluster.num_processes if cluster else 1}: process 0 writes the run")
+        return train(env, cfg, run_dir, learner, None, cluster, write=False)
     (run_dir / "config.json").write_text(cfg.to_json())
     video = VideoWriter(lambda: Env(task, 1, cfg.physics_backend, cfg.nthread), cfg) if cfg.video_every_iters else None
-    return train(env, cfg, run_dir, learner, video)
+    return train(env, cfg, run_dir, learner, video, cluster)
+
+
+def _distill(cfg: RunConfig, task: Task, runs_root: Path, make_task: Callable[[RunConfig], Task], cls: type) -> Any:
+    """Distil `cfg.teacher` into a fresh actor of this task (its own observations and network), in a new run."""
+    from ksim.rl.distill import Teacher, make_distill_step
+    from ksim.runner.train import VideoWriter, train
+
+    if not cfg.teacher:
+        exit_on_error("action=distill needs teacher=<run dir> (a trained policy of this task, e.g. a privileged one)")
+    teacher_cfg: RunConfig = resolve(cls, {"pretrained": cfg.teacher, "checkpoint_num": None})
+    teacher_env = Env(make_task(teacher_cfg), 1, "mujoco", 1)
+    teacher_learner, path = load_learner(teacher_env, teacher_cfg)
+    if teacher_cfg.actor != "mlp":
+        exit_on_error(f"teacher={cfg.teacher}: actor={teacher_cfg.actor}; a teacher must be feed-forward (actor=mlp)")
+    print(f"teacher: {path} (observes {', '.join(teacher_env.actor_layout.names)})")
+    env = Env(task, cfg.num_envs, cfg.physics_backend, cfg.nthread)
+    step = make_distill_step(env, cfg, Teacher(teacher_learner.policy_params, teacher_env.actor_layout))
+    run_dir = new_run_dir(runs_root)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    video = VideoWriter(lambda: Env(task, 1, cfg.physics_backend, cfg.nthread), cfg) if cfg.video_every_iters else None
+    return train(env, cfg, run_dir, init_learner(env, cfg, jax.random.PRNGKey(cfg.seed)), video, step=step)
 
 
 def _film(cfg: RunConfig, task: Task, runs_root: Path) -> Path:

@@ -10,13 +10,17 @@ from types import FrameType
 import jax
 
 from ksim.engine.env import Env
+from ksim.engine.rollout import RolloutState
 from ksim.rl.learner import HEALTH, LearnerState, make_train_step, start_rollout
 from ksim.rl.policy import ActorPolicy
+from ksim.rl.sharding import Cluster, to_local
 from ksim.runner import checkpoint
 from ksim.runner.config import RunConfig
 from ksim.runner.logging import TrainLogger
 from ksim.runner.profiling import profiled
 from ksim.runner.video import VideoRecorder
+
+TrainStep = Callable[[LearnerState, RolloutState], tuple[LearnerState, RolloutState, dict[str, jax.Array]]]
 
 
 class StopRequest:
@@ -42,6 +46,7 @@ class StopRequest:
 
 def save(run_dir: Path, learner: LearnerState, cfg: RunConfig, env: Env, started: float) -> Path:
     """Checkpoint the learner at its current iteration, with what it was trained on."""
+    learner = to_local(learner)  # a replicated learner: this process's copy
     header = {
         "env_steps": float(learner.env_steps),
         "wall_seconds": time.time() - started,
@@ -75,17 +80,27 @@ def train(
     run_dir: Path,
     learner: LearnerState,
     write_video: "VideoWriter | None" = None,
+    cluster: Cluster | None = None,
+    write: bool = True,
+    step: TrainStep | None = None,
 ) -> LearnerState:
-    """Train until `max_steps` more iterations are done or a stop is requested; always saves at the end."""
+    """Train until `max_steps` more iterations are done or a stop is requested; always saves at the end.
+
+    With a `cluster`, the envs are split over its devices; `write=False` (every process but
+    process 0) trains without writing or printing anything. `step` replaces the PPO iteration
+    (distillation's); it gets no phase timing.
+    """
     marks: list[float] = []
     mark = (lambda _: marks.append(time.perf_counter())) if cfg.phase_timing else None
-    train_step = profiled("train_step", make_train_step(env, cfg, mark))
-    start_iteration = int(learner.iteration)
+    train_step = profiled("train_step", step or make_train_step(env, cfg, mark, cluster))
+    start_iteration = int(to_local(learner.iteration))
     target = None if cfg.max_steps is None else start_iteration + cfg.max_steps
-    (run_dir / "task.json").write_text(json.dumps(env.spec(), indent=2))
-    logger = TrainLogger(run_dir, start_iteration, target)
-    logger.text(f"run directory: {run_dir}\n{env.describe()}\n{reward_table(env)}")
-    rollout_state = start_rollout(env, learner, jax.random.fold_in(learner.rng, 1))
+    if write:
+        (run_dir / "task.json").write_text(json.dumps(env.spec(), indent=2))
+    logger = TrainLogger(run_dir, start_iteration, target) if write else None
+    if logger:
+        logger.text(f"run directory: {run_dir}\n{env.describe()}\n{reward_table(env)}")
+    rollout_state = start_rollout(env, learner, jax.random.fold_in(to_local(learner.rng), 1), cluster)
     stop = StopRequest()
     started = last_save = time.time()
     try:
@@ -93,28 +108,31 @@ def train(
             marks.clear()
             t0 = time.perf_counter()
             learner, rollout_state, metrics = train_step(learner, rollout_state)
-            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            host = {k: float(v) for k, v in jax.device_get(to_local(metrics)).items()}
             t1 = time.perf_counter()
-            host["perf/env_steps_per_s"] = cfg.rollout_length * env.num_envs / (t1 - t0)
+            host["perf/env_steps_per_s"] = cfg.rollout_length * cfg.num_envs / (t1 - t0)
             if marks:
                 host |= {"perf/rollout_s": marks[0] - t0, "perf/update_s": t1 - marks[0]}
-            iteration = int(learner.iteration)
+            iteration = int(to_local(learner.iteration))
             problem = _non_finite(host, iteration, run_dir)
             if problem:
                 raise FloatingPointError(problem)
-            logger.log(iteration, float(learner.env_steps), host)
+            if logger is None:
+                continue
+            logger.log(iteration, float(to_local(learner.env_steps)), host)
             if iteration % cfg.save_every_iters == 0 or time.time() - last_save > cfg.save_every_seconds:
                 save(run_dir, learner, cfg, env, started)
                 last_save = time.time()
             if write_video is not None and cfg.video_every_iters and iteration % cfg.video_every_iters == 0:
-                write_video(learner, run_dir / "videos" / f"iter_{iteration}.mp4")
+                write_video(to_local(learner), run_dir / "videos" / f"iter_{iteration}.mp4")
     finally:
         stop.restore()
-        try:
-            logger.text(f"saved {save(run_dir, learner, cfg, env, started)}")
-        except Exception as err:  # e.g. interrupted inside a step whose inputs were already donated
-            logger.text(f"could not save the final state ({err}); the newest checkpoint in {run_dir} stands")
-        logger.close()
+        if logger is not None:
+            try:
+                logger.text(f"saved {save(run_dir, learner, cfg, env, started)}")
+            except Exception as err:  # e.g. interrupted inside a step whose inputs were already donated
+                logger.text(f"could not save the final state ({err}); the newest checkpoint in {run_dir} stands")
+            logger.close()
     return learner
 
 

@@ -219,9 +219,30 @@ def test_a_recurrent_actor_trains_saves_resumes_evaluates_films_and_exports(tmp_
     assert int(resumed.iteration) == 3 and resumed.actor.initial_carry().shape == (8,)  # the saved config's gru
     metrics = run(CartPoleConfig, make_task, "cartpole.py", ["action=eval", f"pretrained={run_dir}", "eval_seconds=1"])
     assert 0 < metrics["mean_episode_length_s"] <= 1
-    film = ["action=env", f"pretrained={run_dir}", "video_seconds=0.2", "video_size=32,32"]
-    assert run(CartPoleConfig, make_task, "cartpole.py", film).stat().st_size > 0
+    # filmed in a subprocess, where MUJOCO_GL can still choose the headless renderer
+    film = _cli(["action=env", f"pretrained={run_dir}", "video_seconds=0.2", "video_size=32,32"])
+    out = film.communicate(timeout=120)[0]
+    assert film.returncode == 0, out
+    assert Path(out.strip().splitlines()[-1].removeprefix("video: ")).stat().st_size > 0
     folder = run(CartPoleConfig, make_task, "cartpole.py", ["action=export", f"pretrained={run_dir}"])
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["policy"]["carry_size"] == 8 and meta["policy"]["inputs"] == ["obs", "carry"]
     assert "exported:" in capsys.readouterr().out
+
+
+def test_distill_writes_a_normal_run_that_evaluates_and_refuses_a_missing_teacher(trained_run, tmp_path, capsys):
+    # the trained run sees every sensor; the student only the positions, with a GRU
+    args = [*FAST, f"run_root={tmp_path}", "observe=positions", "actor=gru", "actor_hidden=8"]
+    student = run(
+        CartPoleConfig, make_task, "cartpole.py", [*args, "action=distill", f"teacher={trained_run}", "max_steps=2"]
+    )
+    assert int(student.iteration) == 2
+    out = capsys.readouterr().out
+    assert f"teacher: {trained_run}" in out and "fit " in out
+    run_dir = tmp_path / "run_0"
+    assert json.loads((run_dir / "config.json").read_text())["teacher"] == str(trained_run)  # where it came from
+    metrics = run(CartPoleConfig, make_task, "cartpole.py", ["action=eval", f"pretrained={run_dir}", "eval_seconds=1"])
+    assert 0 < metrics["mean_episode_length_s"] <= 1
+    assert _fails([f"run_root={tmp_path}", "action=distill"], capsys, code=2) == (
+        "error: action=distill needs teacher=<run dir> (a trained policy of this task, e.g. a privileged one)"
+    )

@@ -1,0 +1,84 @@
+"""Data-parallel scaling: K-Bot standing trained by 1 and by N processes, one CPU core each.
+
+    python -m bench.scale processes=1,2 envs_per_process=256 iterations=12
+
+Each process is pinned to its own core (`taskset`), steps its envs with `nthread=1`, and
+joins the others through `jax.distributed` on localhost (gloo collectives). The global
+batch grows with the processes (weak scaling): `envs_per_process` envs each. It reports
+process 0's training env-steps/s (all processes' envs), median over the iterations after
+the first two (compiling, warming), and that per process against the 1-process run.
+"""
+
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+from ksim.config import opt
+from ksim.runner.cli import command_line
+
+RATE = re.compile(r"\| ([\d.]+)(k?)/s \|")
+
+
+@dataclass(kw_only=True)
+class ScaleBenchConfig:
+    """What to measure."""
+
+    processes: tuple[int, ...] = opt((1, 2), "process counts to measure, e.g. 1,2", ge=1)
+    envs_per_process: int = opt(256, "envs each process steps", ge=1)
+    iterations: int = opt(12, "training iterations per run (the first two are not timed)", ge=3)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(processes: int, envs_per_process: int, iterations: int) -> float:
+    """Median training env-steps/s (all envs) of one run with `processes` pinned processes."""
+    root = tempfile.mkdtemp(prefix="ksim-scale-")
+    common = [
+        f"num_envs={processes * envs_per_process}",
+        "nthread=1",
+        f"max_steps={iterations}",
+        f"run_root={root}",
+        "video_every_iters=0",
+        "physics_backend=mujoco",
+    ]
+    if processes > 1:
+        common += [f"coordinator=127.0.0.1:{_port()}", f"num_processes={processes}"]
+    procs = [
+        subprocess.Popen(
+            ["taskset", "-c", str(i), sys.executable, "-m", "examples.kbot.standing", *common]
+            + ([f"process_id={i}"] if processes > 1 else []),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    outputs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(outputs[0][-2000:])
+    rates = [float(v) * (1000 if k else 1) for v, k in RATE.findall(outputs[0])]
+    return statistics.median(rates[2:])
+
+
+def main() -> None:
+    """Print a markdown table of env-steps/s against the process count."""
+    args = command_line(ScaleBenchConfig, sys.argv[1:], "python -m bench.scale")
+    print("| processes | envs (total) | env-steps/s total | per process | efficiency |")
+    print("|---|---|---|---|---|")
+    base = None
+    for n in args.processes:
+        rate = measure(n, args.envs_per_process, args.iterations)
+        base = base or rate / n
+        print(f"| {n} | {n * args.envs_per_process} | {rate:,.0f} | {rate / n:,.0f} | {rate / n / base:.0%} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Distillation (DAgger): a student that sees only the pole's positions learns from a teacher that sees everything."""
+
+import dataclasses
+
+import jax
+import pytest
+
+from examples.cartpole.cartpole import CartPoleConfig, make_task
+from ksim.engine.env import Env
+from ksim.rl.distill import DistillError, Teacher, make_distill_step
+from ksim.rl.learner import init_learner, make_train_step, start_rollout
+from ksim.rl.policy import ActorPolicy
+from ksim.runner.evaluate import measure
+
+THRESHOLD = 0.9  # survival over 5 s, as in test_learning
+
+
+def _survival(env: Env, params) -> float:
+    policy = ActorPolicy(env.actor_layout, deterministic=True)
+    return measure(env, policy, params, seconds=5.0, rng=jax.random.PRNGKey(2))["survival_rate"]
+
+
+def test_a_gru_student_distilled_from_a_full_state_teacher_balances_from_positions_alone():
+    common = {"num_envs": 32, "rollout_length": 32, "num_minibatches": 2, "physics_backend": "mujoco"}
+    teacher_cfg = CartPoleConfig(**common)
+    teacher_env = Env(make_task(teacher_cfg), 32, "mujoco")
+    learner = init_learner(teacher_env, teacher_cfg, jax.random.PRNGKey(0))
+    rollout = start_rollout(teacher_env, learner, jax.random.PRNGKey(1))
+    ppo = make_train_step(teacher_env, teacher_cfg)
+    for _ in range(40):
+        learner, rollout, _ = ppo(learner, rollout)
+    teacher = Teacher(learner.policy_params, teacher_env.actor_layout)
+    assert _survival(teacher_env, teacher.params) >= THRESHOLD
+
+    student_cfg = CartPoleConfig(**common, observe="positions", actor="gru", actor_hidden=(32,))
+    env = Env(make_task(student_cfg), 32, "mujoco")
+    assert env.actor_layout.names == ("cart_pos", "pole_angle")  # the velocities are the teacher's alone
+    student = init_learner(env, student_cfg, jax.random.PRNGKey(3))
+    before = _survival(env, student.policy_params)
+    rollout = start_rollout(env, student, jax.random.PRNGKey(4))
+    distill = make_distill_step(env, student_cfg, teacher)
+    fits = []
+    for _ in range(ITERATIONS):
+        student, rollout, metrics = distill(student, rollout)
+        fits.append(float(metrics["distill/loss_last_epoch"]))
+    after = _survival(env, student.policy_params)
+    assert after >= THRESHOLD, (before, after, fits)
+    assert before < THRESHOLD - 0.3
+    assert fits[-1] < 0.5 * fits[0], fits
+
+
+def test_a_teacher_that_sees_what_the_student_task_never_computes_is_a_one_line_error():
+    teacher_cfg = CartPoleConfig(num_envs=2, num_minibatches=1)
+    teacher_env = Env(make_task(teacher_cfg), 2, "mujoco")
+    learner = init_learner(teacher_env, teacher_cfg, jax.random.PRNGKey(0))
+    teacher = Teacher(learner.policy_params, teacher_env.actor_layout)
+    student_task = make_task(CartPoleConfig(observe="positions"))
+    blind = Env(dataclasses.replace(student_task, critic_observations=()), 2, "mujoco")
+    with pytest.raises(DistillError, match="the teacher observes 'cart_vel' \\(1\\), which the student's task"):
+        make_distill_step(blind, CartPoleConfig(num_envs=2, num_minibatches=1), teacher)
+
+
+ITERATIONS = 30
