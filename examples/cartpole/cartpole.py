@@ -83,17 +83,18 @@ class CartPoleConfig(RunConfig):
     observe: Literal["all", "positions"] = opt(
         "all", "all: positions and velocities; positions: velocities hidden, a task that needs memory (actor=gru)"
     )
+    privileged_critic: bool = opt(False, "the critic also sees what observe= hides (a distillation teacher's inputs)")
     video_every_iters: int = opt(0)
 
 
 def make_task(cfg: CartPoleConfig) -> ksim.Task:
     """Balance the pole from a perturbed start."""
-    hidden = [s for s in SENSORS["all"] if s not in SENSORS[cfg.observe]]
+    hidden = [s for s in SENSORS["all"] if s not in SENSORS[cfg.observe]] if cfg.privileged_critic else []
     return ksim.Task(
         model_path=MODEL,
         actuators=TorqueActuators(),
         observations=[SensorObservation(name=s, sensor=s) for s in SENSORS[cfg.observe]],
-        # the critic (and a distillation teacher) may see what the actor does not
+        # the critic (and through it a distillation teacher) may see what the actor does not
         critic_observations=[SensorObservation(name=s, sensor=s) for s in hidden],
         rewards=[StayAlive(scale=1.0), PoleUpright(scale=1.0)],
         terminations=[PoleFell(), EpisodeLength(max_seconds=cfg.episode_seconds)],

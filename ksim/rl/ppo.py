@@ -13,7 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ksim.config import check_fields, opt
 from ksim.rl.networks import Actor, MLPCritic, gaussian_entropy, gaussian_log_prob
@@ -156,6 +156,19 @@ def _loss(
     return loss, metrics
 
 
+def _pick(x: Array, slot_G: Int[Array, " G"], axis: int) -> Array:
+    """From each group of M consecutive envs along `axis` (E = G·M), the env in slot `slot_G[g]`.
+
+    Minibatches are stratified this way rather than drawn as one global permutation so that,
+    with the envs split over devices in whole groups, a minibatch is gathered from each
+    device's own envs: the gather is batched over the (split) group axis and moves no data
+    between devices. Every minibatch still holds E/M envs and every env is in exactly one.
+    """
+    num_groups = slot_G.shape[0]
+    grouped = x.reshape(*x.shape[:axis], num_groups, x.shape[axis] // num_groups, *x.shape[axis + 1 :])
+    return jax.vmap(lambda g, s: jnp.take(g, s, axis=axis), in_axes=(axis, 0), out_axes=axis)(grouped, slot_G)
+
+
 def update(
     actor: Actor,
     critic: MLPCritic,
@@ -175,11 +188,11 @@ def update(
     # scan carries arrays only: the networks' static parts (activations) stay outside
     params, static = eqx.partition((actor, critic), eqx.is_inexact_array)
 
-    def minibatch_step(carry: tuple, idx_B: Array) -> tuple[tuple, dict[str, Array]]:
+    def minibatch_step(carry: tuple, slot_G: Array) -> tuple[tuple, dict[str, Array]]:
         params, opt_state = carry
         models = eqx.combine(params, static)
-        mb = jax.tree.map(lambda x: x[:, idx_B], batch)
-        (_, metrics), grads = grad_fn(models, mb, carry_E[idx_B], old_log_std, cfg, action_mirror)
+        mb = jax.tree.map(lambda x: _pick(x, slot_G, 1), batch)
+        (_, metrics), grads = grad_fn(models, mb, _pick(carry_E, slot_G, 0), old_log_std, cfg, action_mirror)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
         if cfg.adaptive_lr:
@@ -190,8 +203,10 @@ def update(
         return (params, opt_state), metrics
 
     def epoch_step(carry: tuple, rng_epoch: PRNGKeyArray) -> tuple[tuple, dict[str, Array]]:
-        idx_MB = jax.random.permutation(rng_epoch, num_envs).reshape(cfg.num_minibatches, per_mb)
-        return jax.lax.scan(minibatch_step, carry, idx_MB)
+        # each group of M consecutive envs deals one env to each of the M minibatches
+        deal = jax.vmap(lambda k: jax.random.permutation(k, cfg.num_minibatches))
+        slots_GM = deal(jax.random.split(rng_epoch, per_mb))
+        return jax.lax.scan(minibatch_step, carry, slots_GM.T)
 
     (params, opt_state), metrics = jax.lax.scan(epoch_step, (params, opt_state), jax.random.split(rng, cfg.num_epochs))
     models = eqx.combine(params, static)

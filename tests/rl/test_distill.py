@@ -1,7 +1,5 @@
 """Distillation (DAgger): a student that sees only the pole's positions learns from a teacher that sees everything."""
 
-import dataclasses
-
 import jax
 import pytest
 
@@ -32,7 +30,7 @@ def test_a_gru_student_distilled_from_a_full_state_teacher_balances_from_positio
     teacher = Teacher(learner.policy_params, teacher_env.actor_layout)
     assert _survival(teacher_env, teacher.params) >= THRESHOLD
 
-    student_cfg = CartPoleConfig(**common, observe="positions", actor="gru", actor_hidden=(32,))
+    student_cfg = CartPoleConfig(**common, observe="positions", privileged_critic=True, actor="gru", actor_hidden=(32,))
     env = Env(make_task(student_cfg), 32, "mujoco")
     assert env.actor_layout.names == ("cart_pos", "pole_angle")  # the velocities are the teacher's alone
     student = init_learner(env, student_cfg, jax.random.PRNGKey(3))
@@ -54,8 +52,7 @@ def test_a_teacher_that_sees_what_the_student_task_never_computes_is_a_one_line_
     teacher_env = Env(make_task(teacher_cfg), 2, "mujoco")
     learner = init_learner(teacher_env, teacher_cfg, jax.random.PRNGKey(0))
     teacher = Teacher(learner.policy_params, teacher_env.actor_layout)
-    student_task = make_task(CartPoleConfig(observe="positions"))
-    blind = Env(dataclasses.replace(student_task, critic_observations=()), 2, "mujoco")
+    blind = Env(make_task(CartPoleConfig(observe="positions")), 2, "mujoco")  # no privileged critic
     with pytest.raises(DistillError, match="the teacher observes 'cart_vel' \\(1\\), which the student's task"):
         make_distill_step(blind, CartPoleConfig(num_envs=2, num_minibatches=1), teacher)
 

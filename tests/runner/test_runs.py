@@ -232,7 +232,7 @@ def test_a_recurrent_actor_trains_saves_resumes_evaluates_films_and_exports(tmp_
 
 def test_distill_writes_a_normal_run_that_evaluates_and_refuses_a_missing_teacher(trained_run, tmp_path, capsys):
     # the trained run sees every sensor; the student only the positions, with a GRU
-    args = [*FAST, f"run_root={tmp_path}", "observe=positions", "actor=gru", "actor_hidden=8"]
+    args = [*FAST, f"run_root={tmp_path}", "observe=positions", "privileged_critic=true", "actor=gru", "actor_hidden=8"]
     student = run(
         CartPoleConfig, make_task, "cartpole.py", [*args, "action=distill", f"teacher={trained_run}", "max_steps=2"]
     )
