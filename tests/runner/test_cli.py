@@ -41,7 +41,7 @@ def test_fixed_length_tuples_check_their_length():
         (["bogus=1"], "unknown key 'bogus'"),
         (["num_envs=many"], "num_envs='many': expected int"),
         (["adaptive_lr=maybe"], "adaptive_lr='maybe': expected true or false"),
-        (["action=fly"], "action='fly': must be one of train, env, eval, export, sim2sim"),
+        (["action=fly"], "action='fly': must be one of train, env, eval, export, sim2sim, distill"),
         (["physics_backend=gpu"], "physics_backend='gpu': must be one of auto, mjx, mujoco"),
         (["num_envs"], "arguments are key=value"),
         (["num_envs=10", "num_minibatches=4"], "num_minibatches=4 must divide num_envs=10"),
@@ -71,7 +71,7 @@ def test_help_lists_every_field_with_default_and_meaning_under_the_real_module(c
     text = help_text(CartPoleConfig, "python -m examples.cartpole.cartpole")
     assert "num_envs=64  [int]" in text
     assert "environments simulated in parallel" in text  # inherited by a subclass that only sets the default
-    assert "action=train  [train|env|eval|export|sim2sim]" in text
+    assert "action=train  [train|env|eval|export|sim2sim|distill]" in text
     with pytest.raises(SystemExit) as exit_info:
         run(CartPoleConfig, make_task, cartpole.__file__, ["--help"])
     assert exit_info.value.code == 0
