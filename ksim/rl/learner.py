@@ -296,7 +296,7 @@ def make_train_step(
         def train_step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
             ro, collected = collect(learner, ro)
             learner, metrics = learn(learner, collected)
-            if cluster is not None:  # keep each env's state on its device, the learner on all
+            if cluster is not None:  # keep each env's state on its device from one iteration to the next
                 ro = jax.lax.with_sharding_constraint(ro, cluster.envs)
             return learner, ro, metrics
 
