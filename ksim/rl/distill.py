@@ -25,6 +25,7 @@ from ksim.engine.env import Env
 from ksim.engine.rollout import RolloutState, rollout
 from ksim.engine.state import ObsLayout, Transition
 from ksim.rl.learner import LearnerConfig, LearnerState, all_finite, episode_metrics
+from ksim.rl.networks import Actor
 from ksim.rl.policy import ActorPolicy, PolicyParams
 
 
@@ -70,8 +71,8 @@ def make_distill_step(
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
     student_policy = ActorPolicy(env.actor_layout, deterministic=True)
 
-    def loss(actor: eqx.Module, obs_TB: Array, done_TB: Array, carry_B: Array, target_TB: Array) -> Array:
-        mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_TB, done_TB, carry_B)  # type: ignore[attr-defined]
+    def loss(actor: Actor, obs_TB: Array, done_TB: Array, carry_B: Array, target_TB: Array) -> Array:
+        mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_TB, done_TB, carry_B)
         return jnp.mean(jnp.sum(jnp.square(mean_TB - target_TB), axis=-1))
 
     grad_fn = eqx.filter_value_and_grad(loss)
