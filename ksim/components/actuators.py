@@ -113,7 +113,10 @@ class PDActuators(Actuators):
 
     def deploy_spec(self) -> dict[str, Any]:
         """PD targets around the stance; the gains and limits a robot's motor drivers take."""
-        return {"kind": "pd", "ctrl": "default_joint_pos + action_scale * action", **self._gains} | {
+        return {
+            "kind": "pd",
+            "ctrl": "default_joint_pos + action_scale * action",
+            **self._gains,
             "default_joint_pos": self._offset.tolist(),
             "action_scale": self.action_scale,
             **self._simulated(),
@@ -154,7 +157,8 @@ class TorqueActuators(Actuators):
             "kind": "torque",
             "ctrl": "clip(action, -1, 1) * torque_limit",
             "torque_limit": self._limit.tolist(),
-        } | (self._simulated())
+            **self._simulated(),
+        }
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Torques in Nm."""

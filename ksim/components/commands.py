@@ -84,8 +84,11 @@ class VelocityCommand(Command):
     def deploy_spec(self) -> dict[str, Any]:
         """(vx, vy, wz) in the base frame, and how evaluation draws them."""
         ranges = {"vx": list(self.vx), "vy": list(self.vy), "wz": list(self.wz)}
-        return {"kind": "velocity", "ranges": ranges, "resample_seconds": list(self.resample_seconds)} | {
-            "still_probability": self.still_probability
+        return {
+            "kind": "velocity",
+            "ranges": ranges,
+            "resample_seconds": list(self.resample_seconds),
+            "still_probability": self.still_probability,
         }
 
 

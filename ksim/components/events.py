@@ -66,8 +66,10 @@ class VelocityPush(Event):
 
     def deploy_spec(self) -> dict[str, Any]:
         """Every U(interval) s, U(-max, max) m/s added to the base's world x and y velocity."""
-        return {"event": "velocity_push", "interval_seconds": list(self.interval_seconds)} | {
-            "max_velocity": list(self.max_velocity)
+        return {
+            "event": "velocity_push",
+            "interval_seconds": list(self.interval_seconds),
+            "max_velocity": list(self.max_velocity),
         }
 
 

@@ -27,7 +27,11 @@ class Randomization(Component):
 
 
 def _spec(
-    field: str, scale_range: tuple[float, float], rows: list[int] | None = None, column: int | None = None, shared=False
+    field: str,
+    scale_range: tuple[float, float],
+    rows: list[int] | None = None,
+    column: int | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
     """A model array scaled at each reset: `field[rows, column] *= U(range)`, one factor or one per entry."""
     return {"field": field, "scale_range": list(scale_range), "rows": rows, "column": column, "shared": shared}

@@ -59,7 +59,9 @@ class StanceReset(Reset):
 
     def deploy_spec(self) -> dict[str, Any]:
         """The keyframe and the noise half-widths."""
-        return {"reset": "stance", "keyframe": self.keyframe} | {
+        return {
+            "reset": "stance",
+            "keyframe": self.keyframe,
             "joint_pos_noise": self.joint_pos_noise,
             "joint_vel_noise": self.joint_vel_noise,
         }

@@ -24,9 +24,10 @@ from jaxtyping import Array, Float
 from ksim.engine.env import Env
 from ksim.engine.rollout import RolloutState, rollout
 from ksim.engine.state import ObsLayout, Transition
-from ksim.rl.learner import LearnerConfig, LearnerState, all_finite, episode_metrics
+from ksim.rl.learner import LearnerConfig, LearnerState, adopt_if, all_finite, episode_metrics
 from ksim.rl.networks import Actor
 from ksim.rl.policy import ActorPolicy, PolicyParams
+from ksim.rl.ppo import minibatch_epochs, pick_envs
 
 
 class DistillError(ValueError):
@@ -87,22 +88,19 @@ def make_distill_step(
         target_TE = teacher.actions(traj)
         # the optimiser state is not kept across iterations: each one fits a fresh dataset
         params, static = eqx.partition(learner.actor, eqx.is_inexact_array)
-        opt_state = optimizer.init(params)
-        per_mb = env.num_envs // cfg.num_minibatches
 
-        def minibatch(carry: tuple, idx_B: Array) -> tuple[tuple, Array]:
+        def minibatch(carry: tuple, slot_G: Array) -> tuple[tuple, Array]:
             params, opt_state = carry
+            obs_TB, done_TB, target_TB = (pick_envs(x, slot_G, 1) for x in (obs_TE, traj.done, target_TE))
             value, grads = grad_fn(
-                eqx.combine(params, static), obs_TE[:, idx_B], traj.done[:, idx_B], carry_E[idx_B], target_TE[:, idx_B]
+                eqx.combine(params, static), obs_TB, done_TB, pick_envs(carry_E, slot_G, 0), target_TB
             )
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (eqx.apply_updates(params, updates), opt_state), value
 
-        def epoch(carry: tuple, key: Array) -> tuple[tuple, Array]:
-            idx_MB = jax.random.permutation(key, env.num_envs).reshape(cfg.num_minibatches, per_mb)
-            return jax.lax.scan(minibatch, carry, idx_MB)
-
-        (params, _), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(epoch_rng, cfg.num_epochs))
+        (params, _), losses = minibatch_epochs(
+            minibatch, (params, optimizer.init(params)), env.num_envs, cfg, epoch_rng
+        )
         actor_norm = learner.actor_norm.update(raw_TE.reshape(-1, raw_TE.shape[-1]))
         health = {
             "health/loss_finite": jnp.all(jnp.isfinite(losses)),
@@ -110,19 +108,15 @@ def make_distill_step(
             "health/obs_stats_finite": all_finite(actor_norm),
         }
         # a non-finite fit is not adopted: the runner stops with the last good state
-        adopt = jnp.all(jnp.stack(list(health.values())))
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(adopt, a, b), new, old)  # noqa: E731
-        old_params = eqx.filter(learner.actor, eqx.is_inexact_array)
+        actor, actor_norm = adopt_if(
+            jnp.all(jnp.stack(list(health.values()))),
+            (eqx.combine(params, static), actor_norm),
+            (learner.actor, learner.actor_norm),
+        )
         learner = eqx.tree_at(
             lambda s: (s.actor, s.actor_norm, s.iteration, s.env_steps, s.rng),
             learner,
-            (
-                eqx.combine(keep(params, old_params), static),
-                keep(actor_norm, learner.actor_norm),
-                learner.iteration + 1,
-                learner.env_steps + cfg.rollout_length * env.num_envs,
-                rng,
-            ),
+            (actor, actor_norm, learner.iteration + 1, learner.env_steps + cfg.rollout_length * env.num_envs, rng),
         )
         metrics = episode_metrics(steps, env.ctrl_dt) | {
             "distill/loss_first_epoch": losses[0].mean(),

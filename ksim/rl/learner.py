@@ -8,6 +8,7 @@ otherwise the learner stays as it was and the `health/*_finite` metrics say what
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import equinox as eqx
 import jax
@@ -23,6 +24,8 @@ from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
 from ksim.rl.sharding import ENVS, Cluster, replicate, sharded_init
+
+T = TypeVar("T")
 
 # what each health flag covers, in the words the runner reports
 HEALTH = {
@@ -157,10 +160,9 @@ def _with_mirror(
 
 
 def _sharded_collect(
-    collect: Callable[[LearnerState, RolloutState, Array], tuple[RolloutState, _Collected]], cluster: Cluster | None
+    collect: Callable[[LearnerState, RolloutState, Array], tuple[RolloutState, _Collected]], cluster: Cluster
 ) -> Callable[[LearnerState, RolloutState], tuple[RolloutState, _Collected]]:
     """`collect` under `shard_map`: each device rolls out its own envs; the results are global arrays."""
-    assert cluster is not None
     env_axis = P(ENVS)
     # (T, E, ...) trajectories split on E; the normalisers' rows are only counted, so their order is free
     spec = _Collected(batch=P(None, ENVS), carry_E=env_axis, raw_obs=env_axis, update_rng=P(), rng=P(), metrics=P())  # type: ignore[arg-type]
@@ -177,6 +179,13 @@ def _sharded_collect(
         return sharded(dynamic, ro)
 
     return run
+
+
+def adopt_if(ok: Array, new: T, old: T) -> T:
+    """`new` where `ok` holds, else `old`, array by array (the static parts are `new`'s)."""
+    new_arrays, static = eqx.partition(new, eqx.is_array)
+    old_arrays = eqx.filter(old, eqx.is_array)
+    return eqx.combine(jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays), static)
 
 
 def all_finite(tree: object) -> Array:
@@ -285,11 +294,7 @@ def make_train_step(
             "health/params_finite": all_finite((actor, critic, opt_state)),
             "health/obs_stats_finite": all_finite((updated.actor_norm, updated.critic_norm)),
         }
-        adopt = jnp.all(jnp.stack(list(health.values())))
-        new, static = eqx.partition(updated, eqx.is_array)
-        old = eqx.filter(learner, eqx.is_array)
-        learner = eqx.combine(jax.tree.map(lambda a, b: jnp.where(adopt, a, b), new, old), static)
-        return learner, metrics | health
+        return adopt_if(jnp.all(jnp.stack(list(health.values()))), updated, learner), metrics | health
 
     if not env.backend.host_callbacks:
 
@@ -302,7 +307,7 @@ def make_train_step(
 
         return eqx.filter_jit(train_step, donate="all")
 
-    local_or_all = _sharded_collect(collect, cluster) if per_process else collect
+    local_or_all = _sharded_collect(collect, cluster) if per_process and cluster is not None else collect
     collect_jit = eqx.filter_jit(local_or_all, donate="all-except-first")
     learn_jit = eqx.filter_jit(learn, donate="all")
 

@@ -7,7 +7,7 @@ over them from the carry it had at the start of the rollout.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
@@ -17,6 +17,9 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ksim.config import check_fields, opt
 from ksim.rl.networks import Actor, MLPCritic, gaussian_entropy, gaussian_log_prob
+
+C = TypeVar("C")  # what a minibatch step carries (parameters, optimiser state)
+M = TypeVar("M")  # what it outputs (metrics, losses)
 
 
 @dataclass(kw_only=True)
@@ -156,7 +159,7 @@ def _loss(
     return loss, metrics
 
 
-def _pick(x: Array, slot_G: Int[Array, " G"], axis: int) -> Array:
+def pick_envs(x: Array, slot_G: Int[Array, " G"], axis: int) -> Array:
     """From each group of M consecutive envs along `axis` (E = G·M), the env in slot `slot_G[g]`.
 
     Minibatches are stratified this way rather than drawn as one global permutation so that,
@@ -167,6 +170,24 @@ def _pick(x: Array, slot_G: Int[Array, " G"], axis: int) -> Array:
     num_groups = slot_G.shape[0]
     grouped = x.reshape(*x.shape[:axis], num_groups, x.shape[axis] // num_groups, *x.shape[axis + 1 :])
     return jax.vmap(lambda g, s: jnp.take(g, s, axis=axis), in_axes=(axis, 0), out_axes=axis)(grouped, slot_G)
+
+
+def minibatch_epochs(
+    step: Callable[[C, Int[Array, " G"]], tuple[C, M]], carry: C, num_envs: int, cfg: PPOConfig, rng: PRNGKeyArray
+) -> tuple[C, M]:
+    """`cfg.num_epochs` passes of `cfg.num_minibatches` calls `carry, out = step(carry, slot_G)`.
+
+    `slot_G` says which env of each group is in this minibatch (gather with `pick_envs`);
+    the outputs come back stacked as (epoch, minibatch, ...).
+    """
+    per_mb = num_envs // cfg.num_minibatches
+    # each group of M consecutive envs deals one env to each of the M minibatches
+    deal = jax.vmap(lambda k: jax.random.permutation(k, cfg.num_minibatches))
+
+    def epoch_step(carry: C, rng_epoch: PRNGKeyArray) -> tuple[C, M]:
+        return jax.lax.scan(step, carry, deal(jax.random.split(rng_epoch, per_mb)).T)
+
+    return jax.lax.scan(epoch_step, carry, jax.random.split(rng, cfg.num_epochs))
 
 
 def update(
@@ -182,8 +203,6 @@ def update(
     action_mirror: Callable[[Array], Array] | None = None,
 ) -> tuple[Actor, MLPCritic, optax.OptState, dict[str, Array]]:
     """`num_epochs` passes of `num_minibatches` gradient steps; returns the mean of each metric."""
-    num_envs = batch.done.shape[1]
-    per_mb = num_envs // cfg.num_minibatches
     grad_fn = eqx.filter_value_and_grad(_loss, has_aux=True)
     # scan carries arrays only: the networks' static parts (activations) stay outside
     params, static = eqx.partition((actor, critic), eqx.is_inexact_array)
@@ -191,8 +210,8 @@ def update(
     def minibatch_step(carry: tuple, slot_G: Array) -> tuple[tuple, dict[str, Array]]:
         params, opt_state = carry
         models = eqx.combine(params, static)
-        mb = jax.tree.map(lambda x: _pick(x, slot_G, 1), batch)
-        (_, metrics), grads = grad_fn(models, mb, _pick(carry_E, slot_G, 0), old_log_std, cfg, action_mirror)
+        mb = jax.tree.map(lambda x: pick_envs(x, slot_G, 1), batch)
+        (_, metrics), grads = grad_fn(models, mb, pick_envs(carry_E, slot_G, 0), old_log_std, cfg, action_mirror)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
         if cfg.adaptive_lr:
@@ -202,13 +221,7 @@ def update(
             opt_state = with_learning_rate(opt_state, jnp.clip(lr, 1e-5, 1e-2))
         return (params, opt_state), metrics
 
-    def epoch_step(carry: tuple, rng_epoch: PRNGKeyArray) -> tuple[tuple, dict[str, Array]]:
-        # each group of M consecutive envs deals one env to each of the M minibatches
-        deal = jax.vmap(lambda k: jax.random.permutation(k, cfg.num_minibatches))
-        slots_GM = deal(jax.random.split(rng_epoch, per_mb))
-        return jax.lax.scan(minibatch_step, carry, slots_GM.T)
-
-    (params, opt_state), metrics = jax.lax.scan(epoch_step, (params, opt_state), jax.random.split(rng, cfg.num_epochs))
+    (params, opt_state), metrics = minibatch_epochs(minibatch_step, (params, opt_state), batch.done.shape[1], cfg, rng)
     models = eqx.combine(params, static)
     metrics = jax.tree.map(jnp.mean, metrics)
     metrics["policy/learning_rate"] = opt_state.hyperparams["learning_rate"]
