@@ -37,9 +37,22 @@ class KBotConfig(RunConfig):
     privileged_actor: bool = opt(False, "the actor also sees the privileged observations (a distillation teacher)")
 
 
-def actuators(action_scale: float, max_latency_steps: int = 1) -> PDActuators:
-    """PD around the stance with the robot's kp/kd and soft torque limits (as written in the MJCF)."""
-    return PDActuators(action_scale=action_scale, keyframe="stance", max_latency_steps=max_latency_steps)
+LEGS = tuple(f"{side}_{j}" for side in ("left", "right") for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle"))
+# the top of a step: hip flexed, knee bent twice as far and the ankle back, which lifts the foot
+# ~8 cm with its sole level (the right leg's pitch axes point the other way, SPEC §6)
+SWING = (
+    {"left_hip_pitch": 0.25, "left_knee": 0.5, "left_ankle": -0.25},
+    {"right_hip_pitch": -0.25, "right_knee": -0.5, "right_ankle": 0.25},
+)
+
+
+def actuators(action_scale: float, max_latency_steps: int = 1, legs_only: bool = False) -> PDActuators:
+    """PD around the stance with the robot's kp/kd and soft torque limits (as written in the MJCF).
+
+    `legs_only`: the arms are held at the stance and only the 10 leg joints follow the policy.
+    """
+    scale = {joint: action_scale for joint in LEGS} if legs_only else action_scale
+    return PDActuators(action_scale=scale, keyframe="stance", max_latency_steps=max_latency_steps)
 
 
 def actor_observations(privileged: bool = False) -> list[Observation]:

@@ -24,6 +24,7 @@ from ksim.components import (
     FloorFriction,
     GaitClock,
     GaitPhase,
+    GaitReference,
     LinearVelocityTracking,
     NotUpright,
     StanceReset,
@@ -53,6 +54,9 @@ class WalkingConfig(common.KBotConfig):
         "commands+pushes", "what the curriculum level scales (it rises with survival)"
     )
     stay_alive: float = opt(1.0, "reward per second alive", ge=0)
+    feet_phase: float = opt(1.0, "weight of the feet-phase reward (swing height on the gait clock)", ge=0)
+    gait_reference: float = opt(0.0, "weight of the legs' joint-reference reward on the gait clock (0: off)", ge=0)
+    legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
     tracking_sigma: float = opt(0.5, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
 
 
@@ -61,7 +65,7 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
     clock = cfg.gait_clock
     return ksim.Task(
         model_path=common.SCENE,
-        actuators=common.actuators(cfg.action_scale),
+        actuators=common.actuators(cfg.action_scale, legs_only=cfg.legs_only),
         observations=[
             *common.actor_observations(cfg.privileged_actor),
             CommandObservation(command="velocity"),
@@ -82,7 +86,8 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
             LinearVelocityTracking(scale=2.0, sigma=cfg.tracking_sigma),
             AngularVelocityTracking(scale=1.0, sigma=cfg.tracking_sigma),
             Upright(scale=0.5),
-            *([FeetPhase(clearance=0.08, scale=1.0), FeetContactMatch(scale=0.5)] if clock else []),
+            *([FeetPhase(clearance=0.08, scale=cfg.feet_phase), FeetContactMatch(scale=0.5)] if clock else []),
+            *([GaitReference(swing=common.SWING, scale=cfg.gait_reference)] if clock and cfg.gait_reference else []),
             FeetSlip(scale=-0.05),
             StandStill(scale=-0.002),
             BaseAngularVelocityPenalty(scale=-0.05),

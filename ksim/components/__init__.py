@@ -44,6 +44,7 @@ from ksim.components.rewards import (
     FeetContactMatch,
     FeetPhase,
     FeetSlip,
+    GaitReference,
     JointDeviation,
     JointVelocityPenalty,
     LinearVelocityTracking,

@@ -76,14 +76,19 @@ def torque_limits(model: mujoco.MjModel) -> list[float | None]:
 
 @dataclass(kw_only=True)
 class PDActuators(Actuators):
-    """Joint-space PD control towards `keyframe`'s stance plus `action_scale` × action."""
+    """Joint-space PD control towards `keyframe`'s stance plus `action_scale` × action.
+
+    `action_scale` may be per joint ({name: scale}, the rest 0): a joint whose scale is 0 is
+    held at the stance whatever the policy outputs (say, arms held while the legs walk).
+    """
 
     kp: float | dict[str, float] | None = None  # None keeps the model's values
     kd: float | dict[str, float] | None = None
     torque_limit: float | dict[str, float] | None = None
-    action_scale: float = 0.5
+    action_scale: float | dict[str, float] = 0.5
     keyframe: str = "stance"
     _offset: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
+    _scale: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
 
     def configure(self, model: mujoco.MjModel) -> None:
         """Make every actuator a PD position servo with the given gains and torque limits."""
@@ -105,6 +110,7 @@ class PDActuators(Actuators):
     def _bind(self, model: mujoco.MjModel) -> None:
         key = keyframe_id(model, self.keyframe, self.name)
         self._offset = model.key_qpos[key][ModelIndex.of(model).joint_qpos_ids].astype(np.float32)
+        self._scale = _per_joint(model, self.action_scale, np.zeros(model.nu), "action_scale").astype(np.float32)
         self._gains = {
             "kp": model.actuator_gainprm[:, 0].tolist(),
             "kd": (-model.actuator_biasprm[:, 2]).tolist(),
@@ -118,13 +124,13 @@ class PDActuators(Actuators):
             "ctrl": "default_joint_pos + action_scale * action",
             **self._gains,
             "default_joint_pos": self._offset.tolist(),
-            "action_scale": self.action_scale,
+            "action_scale": self._scale.tolist(),
             **self._simulated(),
         }
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Position targets: stance + action_scale × action."""
-        return jnp.asarray(self._offset) + self.action_scale * action
+        return jnp.asarray(self._offset) + jnp.asarray(self._scale) * action
 
 
 @dataclass(kw_only=True)

@@ -243,6 +243,42 @@ class FeetPhase(_Feet):
 
 
 @dataclass(kw_only=True)
+class GaitReference(_Feet):
+    """exp(-Σ (q - q_ref)² / σ²): each leg's joints follow a swing profile on the gait clock.
+
+    `swing[i]` gives, for foot i's leg (feet in the clock's order, left first), each joint's
+    offset from the stance (rad) at the top of the swing: q_ref = stance + offset · sin φ_i while
+    foot i swings, the stance while it stands and while the robot is told to stand still. It makes
+    stepping a dense target from the first iteration instead of a skill found by exploration.
+    """
+
+    swing: tuple[dict[str, float], ...] = ()
+    sigma: float = 0.5  # rad
+
+    def _bind(self, model: mujoco.MjModel) -> None:
+        super()._bind(model)
+        if len(self.swing) != len(self.feet):
+            raise ValueError(f"{self.name}: swing has {len(self.swing)} legs, and there are {len(self.feet)} feet")
+        index = ModelIndex.of(model)
+        names = list(index.joint_names)
+        legs = [(i, joint, offset) for i, leg in enumerate(self.swing) for joint, offset in leg.items()]
+        unknown = sorted(joint for _, joint, _ in legs if joint not in names)
+        if unknown:
+            raise ValueError(f"{self.name}: unknown joints {unknown}; the actuated joints are {names}")
+        ids = index.joint_qpos_ids[[names.index(joint) for _, joint, _ in legs]]
+        self._qpos_ids = ids
+        self._stance = model.key_qpos[keyframe_id(model, self.keyframe, self.name)][ids].astype(np.float32)
+        self._offset = np.array([offset for _, _, offset in legs], np.float32)
+        self._leg = np.array([i for i, _, _ in legs], np.int32)
+
+    def compute(self, ctx: StepContext) -> Float[Array, ""]:
+        """Gaussian kernel of the legs' joint errors against the clock's swing profile."""
+        lift = jnp.where(self._swing(ctx), jnp.sin(self._phases(ctx)), 0.0)
+        target = self._stance + self._offset * lift[self._leg]
+        return jnp.exp(-jnp.sum(jnp.square(ctx.physics.qpos[self._qpos_ids] - target)) / self.sigma**2)
+
+
+@dataclass(kw_only=True)
 class FeetContactMatch(_Feet):
     """The share of feet whose contact is what the clock says: down in stance, up in swing."""
 

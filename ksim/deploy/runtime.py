@@ -87,7 +87,7 @@ class Robot:
         self.base_qpos = None if base is None else int(base.qposadr[0])
         self.base_dof = None if base is None else int(base.dofadr[0])
         act = meta["actuators"]
-        self.action_scale = float(act.get("action_scale", 1.0))
+        self.action_scale = np.asarray(act.get("action_scale", 1.0), np.float32)  # a scalar or one per joint
         self.default_joint_pos = np.asarray(act.get("default_joint_pos", np.zeros(model.nu)))
         self.torque_limit = np.asarray([np.inf if t is None else t for t in act["torque_limit"]])
 

@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
-from ksim.rl.networks import Actor, MLPCritic, NetworkConfig, gaussian_log_prob, make_actor
+from ksim.rl.networks import Actor, MLPCritic, NetworkConfig, make_actor
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
@@ -139,18 +139,18 @@ def _with_mirror(
     batch = eqx.tree_at(lambda b: b.actor_obs_mirror, batch, obs_m_TE, is_leaf=lambda x: x is None)
     if not cfg.symmetry_augmentation:
         return batch, carry_E
-    # the mirrored steps, as the rollout policy would have taken them: same advantages and returns
-    mean_m_TE = jax.vmap(learner.actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_m_TE, batch.done, carry_E)
-    action_m_TE = mirror.action(batch.action)
-    critic_m_TE = learner.critic_norm(critic_obs_m_TE)
+    # The mirrored steps keep the rollout's log-probabilities, means (mirrored) and values, as if the
+    # rollout policy were already symmetric. Where it is not, a mirrored action is unlikely under the
+    # current policy, its ratio is small and so is its gradient: recomputing the old log-probability
+    # on the mirrored observation instead gave ratios of exp(±50) and non-finite updates.
     mirrored = Batch(
         actor_obs=obs_m_TE,
-        critic_obs=critic_m_TE,
-        action=action_m_TE,
-        log_prob=gaussian_log_prob(mean_m_TE, learner.actor.log_std, action_m_TE),
-        mean=mean_m_TE,
+        critic_obs=learner.critic_norm(critic_obs_m_TE),
+        action=mirror.action(batch.action),
+        log_prob=batch.log_prob,
+        mean=mirror.action(batch.mean),
         done=batch.done,
-        value=jax.vmap(jax.vmap(learner.critic))(critic_m_TE),
+        value=batch.value,
         advantage=batch.advantage,
         ret=batch.ret,
         actor_obs_mirror=batch.actor_obs,

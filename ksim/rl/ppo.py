@@ -32,6 +32,7 @@ class PPOConfig:
     learning_rate: float = opt(3e-4, "Adam learning rate (the initial one when adaptive_lr is on)", gt=0)
     adaptive_lr: bool = opt(True, "scale the learning rate to keep the KL near desired_kl")
     desired_kl: float = opt(0.01, "target KL between the rollout policy and the updated one", gt=0)
+    learning_rate_range: tuple[float, float] = opt((1e-5, 1e-2), "where adaptive_lr keeps the learning rate", gt=0)
     kl_coef: float = opt(0.0, "weight of a KL penalty in the loss (0 turns it off)", ge=0)
     gamma: float = opt(0.99, "discount per control step", ge=0, le=1)
     gae_lambda: float = opt(0.95, "GAE lambda", ge=0, le=1)
@@ -47,6 +48,9 @@ class PPOConfig:
     def validate(self) -> None:
         """Raise a one-line error for a NaN, infinite or out-of-range number."""
         check_fields(self)
+        low, high = self.learning_rate_range
+        if low > high:
+            raise ValueError(f"learning_rate_range={low},{high}: the first must not exceed the second")
 
 
 class Batch(eqx.Module):
@@ -218,7 +222,7 @@ def update(
             lr = opt_state.hyperparams["learning_rate"]
             lr = jnp.where(metrics["policy/kl"] > 2 * cfg.desired_kl, lr / 1.5, lr)
             lr = jnp.where(metrics["policy/kl"] < cfg.desired_kl / 2, lr * 1.5, lr)
-            opt_state = with_learning_rate(opt_state, jnp.clip(lr, 1e-5, 1e-2))
+            opt_state = with_learning_rate(opt_state, jnp.clip(lr, *cfg.learning_rate_range))
         return (params, opt_state), metrics
 
     (params, opt_state), metrics = minibatch_epochs(minibatch_step, (params, opt_state), batch.done.shape[1], cfg, rng)

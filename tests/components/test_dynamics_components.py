@@ -107,6 +107,18 @@ def test_pd_actuators_configure_gains_and_targets():
     np.testing.assert_allclose(data.actuator_force, [10.0, -0.3], atol=1e-6)
 
 
+def test_pd_action_scale_per_joint_holds_the_unnamed_joints_at_the_stance():
+    model = mujoco.MjModel.from_xml_path(str(HOPPER))
+    pd = c.PDActuators(action_scale={"right_hip": 0.5})
+    pd.configure(model)
+    bound = pd.bind(model)
+    # left_hip is not named: its target stays at the stance (0.2) whatever the action
+    np.testing.assert_allclose(bound.ctrl(jnp.array([3.0, -1.0])), [0.2, -0.2 - 0.5], atol=1e-6)
+    assert bound.deploy_spec()["action_scale"] == [0.0, 0.5]
+    with pytest.raises(ValueError, match="action_scale: unknown joints \\['knee'\\]"):
+        c.PDActuators(action_scale={"knee": 1.0}).bind(model)
+
+
 def test_torque_actuators_and_bad_joint_names():
     model = mujoco.MjModel.from_xml_path(str(HOPPER))
     torque = c.TorqueActuators(torque_limit={"left_hip": 5.0, "right_hip": 8.0})

@@ -1,4 +1,4 @@
-"""Left/right symmetry: the maps, a mirrored K-Bot over time on both backends, the gait phase, and PPO's use."""
+"""Left/right symmetry: the maps, a mirrored K-Bot on both backends, the gait phase and reference, and PPO's use."""
 
 import equinox as eqx
 import jax
@@ -9,12 +9,14 @@ import pytest
 
 import ksim
 from examples.kbot import walking
-from examples.kbot.common import SCENE
+from examples.kbot.common import SCENE, SWING
 from ksim import components as c
 from ksim.components.base import ModelIndex
 from ksim.components.symmetry import joint_mirror, state_mirrors
 from ksim.engine.env import Env
-from ksim.rl.learner import init_learner, make_train_step, start_rollout
+from ksim.rl.learner import _with_mirror, init_learner, make_train_step, start_rollout
+from ksim.rl.networks import gaussian_log_prob
+from ksim.rl.ppo import Batch, make_optimizer, update
 from tests.conftest import context
 
 KBOT = mujoco.MjModel.from_xml_path(str(SCENE))
@@ -100,3 +102,76 @@ def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
     m = env.mirrors().actor_obs
     np.testing.assert_allclose(m(np.asarray(learner.actor_norm.mean)), learner.actor_norm.mean, atol=1e-5)
     np.testing.assert_allclose(np.asarray(learner.actor_norm.var)[m.perm], learner.actor_norm.var, rtol=1e-4)
+
+
+def test_gait_reference_lifts_each_leg_in_its_swing_and_is_mirror_symmetric():
+    reward = c.GaitReference(swing=SWING).bind(KBOT)
+    index = ModelIndex.of(KBOT)
+    stance = KBOT.key("stance").qpos.copy()
+    walk = {"velocity": jnp.array([0.5, 0.0, 0.0])}
+    top_of_left_swing = walk | {"gait": jnp.array([np.pi / 2, 1.5])}
+
+    def value(qpos, command):
+        return float(reward.compute(context(KBOT, qpos=qpos, command=command)))
+
+    assert value(stance, {"velocity": jnp.zeros(3), "gait": jnp.array([np.pi / 2, 1.5])}) == pytest.approx(1.0)
+    assert value(stance, top_of_left_swing) < 0.3  # both feet down while the left should be up
+    lifted = stance.copy()
+    for joint, offset in SWING[0].items():
+        lifted[KBOT.joint(joint).qposadr[0]] += offset
+    assert value(lifted, top_of_left_swing) == pytest.approx(1.0)
+    # the mirror image of a pose, half a cycle on, earns the same: the two legs' profiles are mirror images
+    qpos_m, _ = state_mirrors(KBOT, joint_mirror(KBOT))
+    rng = np.random.default_rng(0)
+    for phi in (0.4, 2.0, 4.5):
+        pose = stance.copy()
+        pose[index.joint_qpos_ids] += rng.normal(0, 0.2, KBOT.nu)
+        mirrored = walk | {"gait": jnp.array([phi + np.pi, 1.5])}
+        assert value(qpos_m(pose), mirrored) == pytest.approx(value(pose, walk | {"gait": jnp.array([phi, 1.5])}))
+    with pytest.raises(ValueError, match="swing has 1 legs, and there are 2 feet"):
+        c.GaitReference(swing=SWING[:1]).bind(KBOT)
+
+
+def test_mirrored_steps_keep_the_rollout_log_probs_so_an_asymmetric_policy_stays_finite():
+    cfg = walking.WalkingConfig(num_envs=4, symmetry_augmentation=True, actor_hidden=(32, 32), critic_hidden=(32, 32))
+    env = Env(walking.make_task(cfg), cfg.num_envs, "mujoco")
+    mirror = env.mirrors()
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    # a strongly asymmetric actor: its mirrored actions are many standard deviations from its means
+    last = learner.actor.net.layers[-1]
+    learner = eqx.tree_at(lambda s: s.actor.net.layers[-1].weight, learner, last.weight * 500.0)
+    T, E = 6, cfg.num_envs
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    obs = jax.random.normal(keys[0], (T, E, env.actor_layout.size))
+    critic_obs = jax.random.normal(keys[1], (T, E, env.critic_layout.size))
+    mean = jax.vmap(jax.vmap(lambda o: learner.actor(o, learner.actor.initial_carry())[0]))(obs)
+    action = mean + jax.random.normal(keys[2], mean.shape)
+    batch = Batch(
+        actor_obs=obs,
+        critic_obs=critic_obs,
+        action=action,
+        log_prob=jax.vmap(jax.vmap(lambda m, a: gaussian_log_prob(m, learner.actor.log_std, a)))(mean, action),
+        mean=mean,
+        done=jnp.zeros((T, E), bool),
+        value=jnp.zeros((T, E)),
+        advantage=jax.random.normal(keys[3], (T, E)),
+        ret=jnp.zeros((T, E)),
+    )
+    carry = jnp.zeros((E, 0))
+    both, carry2 = _with_mirror(learner, batch, carry, obs, critic_obs, mirror, cfg)
+    assert both.action.shape[1] == 2 * E and carry2.shape[0] == 2 * E
+    np.testing.assert_array_equal(both.log_prob[:, E:], batch.log_prob)  # the rollout's, not re-evaluated
+    np.testing.assert_allclose(both.mean[:, E:], mirror.action(batch.mean))
+    np.testing.assert_allclose(both.action[:, E:], mirror.action(batch.action))
+    *_, metrics = update(
+        learner.actor,
+        learner.critic,
+        learner.opt_state,
+        both,
+        carry2,
+        learner.actor.log_std,
+        jax.random.PRNGKey(2),
+        cfg,
+        make_optimizer(cfg),
+    )
+    assert np.isfinite(float(metrics["loss/total"])), metrics

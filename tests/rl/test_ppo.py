@@ -1,11 +1,12 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ksim.rl.networks import MLPActor, gaussian_entropy, gaussian_log_prob
+from ksim.rl.networks import MLPActor, MLPCritic, gaussian_entropy, gaussian_log_prob
 from ksim.rl.normalization import RunningNorm
-from ksim.rl.ppo import compute_gae
+from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
 
 
 def test_gae_by_hand():
@@ -57,3 +58,31 @@ def test_actor_sequence_equals_stepwise_calls():
     np.testing.assert_allclose(np.asarray(seq), np.asarray(one_by_one), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(generic), np.asarray(one_by_one), rtol=1e-6)
     assert not actor.log_std.weak_type  # a weak type here recompiled the train step after one iteration
+
+
+def test_the_adaptive_learning_rate_stays_in_its_range_and_a_reversed_range_is_refused():
+    cfg = PPOConfig(num_minibatches=2, num_epochs=2, learning_rate=1e-3, learning_rate_range=(2e-4, 5e-4))
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    actor, critic = MLPActor(3, 2, (8, 8), 1.0, keys[0]), MLPCritic(3, (8, 8), keys[1])
+    T, E = 4, 4
+    obs = jax.random.normal(keys[2], (T, E, 3))
+    mean = jax.vmap(jax.vmap(lambda o: actor(o, actor.initial_carry())[0]))(obs)
+    action = mean + jax.random.normal(keys[3], mean.shape)
+    batch = Batch(
+        actor_obs=obs,
+        critic_obs=obs,
+        action=action,
+        log_prob=gaussian_log_prob(mean, actor.log_std, action),
+        mean=mean,
+        done=jnp.zeros((T, E), bool),
+        value=jnp.zeros((T, E)),
+        advantage=jax.random.normal(keys[4], (T, E)),
+        ret=jnp.ones((T, E)),
+    )
+    optimizer = make_optimizer(cfg)
+    opt_state = optimizer.init(eqx.filter((actor, critic), eqx.is_inexact_array))
+    carry = jnp.zeros((E, 0))
+    *_, metrics = update(actor, critic, opt_state, batch, carry, actor.log_std, keys[0], cfg, optimizer)
+    assert 2e-4 <= float(metrics["policy/learning_rate"]) <= 5e-4 * (1 + 1e-6)  # 1e-3 would be kept or raised
+    with pytest.raises(ValueError, match="learning_rate_range=0.01,0.001: the first must not exceed the second"):
+        PPOConfig(learning_rate_range=(1e-2, 1e-3)).validate()
