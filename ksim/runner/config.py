@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ksim.config import check_fields, opt
+from ksim.config import opt
 from ksim.rl.learner import LearnerConfig
 
 
@@ -68,7 +68,7 @@ class RunConfig(LearnerConfig):
 
     def validate(self) -> None:
         """Raise a one-line error when a number is out of range or the batch numbers do not fit together."""
-        check_fields(self)
+        super().validate()  # every field's bounds, and PPO's own rules
         if self.actor != "mlp" and (self.symmetry_augmentation or self.symmetry_loss_coef > 0):
             raise ValueError(
                 f"actor={self.actor}: symmetry_augmentation and symmetry_loss_coef need actor=mlp "
