@@ -32,6 +32,10 @@ class KBotConfig(RunConfig):
 
     num_envs: int = opt(512)
     rollout_length: int = opt(24)
+    # one minibatch of all 512 × 24 steps per gradient step: with four, the adaptive learning rate
+    # fell to ~2e-5 (noisy gradients spend the KL budget) and standing learned 1.8× slower per
+    # env-step (bench/RESULTS.md, session 9)
+    num_minibatches: int = opt(1)
     init_action_std: float = opt(1.0)
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action", gt=0)
     privileged_actor: bool = opt(False, "the actor also sees the privileged observations (a distillation teacher)")
