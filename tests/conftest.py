@@ -11,6 +11,8 @@ import pytest
 from ksim.components.base import StepContext
 from ksim.engine.rollout import Policy, PolicyOutput
 from ksim.physics.data import PhysicsData
+from ksim.rl.networks import Actor, gaussian_log_prob
+from ksim.rl.ppo import Batch
 
 ASSETS = Path(__file__).parent / "assets"
 ARM = ASSETS / "arm.xml"
@@ -95,3 +97,22 @@ def hopper_model() -> mujoco.MjModel:
 @pytest.fixture(scope="session")
 def arm_model() -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_path(str(ARM))
+
+
+def synthetic_batch(actor: Actor, actor_obs: jax.Array, critic_obs: jax.Array, key: jax.Array) -> Batch:
+    """A PPO batch as a rollout of `actor` (an MLP) would give it: actions drawn around its means, random advantages."""
+    action_key, advantage_key = jax.random.split(key)
+    mean = jax.vmap(jax.vmap(lambda o: actor(o, actor.initial_carry())[0]))(actor_obs)
+    action = mean + jax.random.normal(action_key, mean.shape)
+    zeros = jnp.zeros(actor_obs.shape[:2])
+    return Batch(
+        actor_obs=actor_obs,
+        critic_obs=critic_obs,
+        action=action,
+        log_prob=gaussian_log_prob(mean, actor.log_std, action),
+        mean=mean,
+        done=zeros.astype(bool),
+        value=zeros,
+        advantage=jax.random.normal(advantage_key, zeros.shape),
+        ret=zeros,
+    )

@@ -15,9 +15,8 @@ from ksim.components.base import ModelIndex
 from ksim.components.symmetry import joint_mirror, state_mirrors
 from ksim.engine.env import Env
 from ksim.rl.learner import _with_mirror, init_learner, make_train_step, start_rollout
-from ksim.rl.networks import gaussian_log_prob
-from ksim.rl.ppo import Batch, make_optimizer, update
-from tests.conftest import context
+from ksim.rl.ppo import make_optimizer, update
+from tests.conftest import context, synthetic_batch
 
 KBOT = mujoco.MjModel.from_xml_path(str(SCENE))
 
@@ -141,22 +140,10 @@ def test_mirrored_steps_keep_the_rollout_log_probs_so_an_asymmetric_policy_stays
     last = learner.actor.net.layers[-1]
     learner = eqx.tree_at(lambda s: s.actor.net.layers[-1].weight, learner, last.weight * 500.0)
     T, E = 6, cfg.num_envs
-    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
     obs = jax.random.normal(keys[0], (T, E, env.actor_layout.size))
     critic_obs = jax.random.normal(keys[1], (T, E, env.critic_layout.size))
-    mean = jax.vmap(jax.vmap(lambda o: learner.actor(o, learner.actor.initial_carry())[0]))(obs)
-    action = mean + jax.random.normal(keys[2], mean.shape)
-    batch = Batch(
-        actor_obs=obs,
-        critic_obs=critic_obs,
-        action=action,
-        log_prob=jax.vmap(jax.vmap(lambda m, a: gaussian_log_prob(m, learner.actor.log_std, a)))(mean, action),
-        mean=mean,
-        done=jnp.zeros((T, E), bool),
-        value=jnp.zeros((T, E)),
-        advantage=jax.random.normal(keys[3], (T, E)),
-        ret=jnp.zeros((T, E)),
-    )
+    batch = synthetic_batch(learner.actor, obs, critic_obs, keys[2])
     carry = jnp.zeros((E, 0))
     both, carry2 = _with_mirror(learner, batch, carry, obs, critic_obs, mirror, cfg)
     assert both.action.shape[1] == 2 * E and carry2.shape[0] == 2 * E

@@ -6,7 +6,8 @@ import pytest
 
 from ksim.rl.networks import MLPActor, MLPCritic, gaussian_entropy, gaussian_log_prob
 from ksim.rl.normalization import RunningNorm
-from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
+from ksim.rl.ppo import PPOConfig, compute_gae, make_optimizer, update
+from tests.conftest import synthetic_batch
 
 
 def test_gae_by_hand():
@@ -62,23 +63,11 @@ def test_actor_sequence_equals_stepwise_calls():
 
 def test_the_adaptive_learning_rate_stays_in_its_range_and_a_reversed_range_is_refused():
     cfg = PPOConfig(num_minibatches=2, num_epochs=2, learning_rate=1e-3, learning_rate_range=(2e-4, 5e-4))
-    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
     actor, critic = MLPActor(3, 2, (8, 8), 1.0, keys[0]), MLPCritic(3, (8, 8), keys[1])
     T, E = 4, 4
     obs = jax.random.normal(keys[2], (T, E, 3))
-    mean = jax.vmap(jax.vmap(lambda o: actor(o, actor.initial_carry())[0]))(obs)
-    action = mean + jax.random.normal(keys[3], mean.shape)
-    batch = Batch(
-        actor_obs=obs,
-        critic_obs=obs,
-        action=action,
-        log_prob=gaussian_log_prob(mean, actor.log_std, action),
-        mean=mean,
-        done=jnp.zeros((T, E), bool),
-        value=jnp.zeros((T, E)),
-        advantage=jax.random.normal(keys[4], (T, E)),
-        ret=jnp.ones((T, E)),
-    )
+    batch = synthetic_batch(actor, obs, obs, keys[3])
     optimizer = make_optimizer(cfg)
     opt_state = optimizer.init(eqx.filter((actor, critic), eqx.is_inexact_array))
     carry = jnp.zeros((E, 0))
