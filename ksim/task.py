@@ -11,6 +11,7 @@ from ksim.components.commands import Command
 from ksim.components.curriculum import Curriculum
 from ksim.components.events import Event
 from ksim.components.observations import Observation
+from ksim.components.priors import ActionPrior
 from ksim.components.randomization import Randomization
 from ksim.components.resets import Reset
 from ksim.components.rewards import Reward
@@ -36,6 +37,8 @@ class Task:
     events: Sequence[Event] = ()
     randomizations: Sequence[Randomization] = ()
     curriculum: Curriculum | None = None
+    # a fixed motion the policy's learned action is added to (`ksim.components.priors`)
+    action_prior: ActionPrior | None = None
     ctrl_dt: float = 0.02
     sim_dt: float | None = None  # None keeps the model's timestep
     # left/right symmetry, where joint names (left_*/right_*) or axes do not say it: partners and signs

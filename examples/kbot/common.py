@@ -50,6 +50,28 @@ SWING = (
 )
 
 
+# each leg's sweep per unit of (vx, vy, wz), rad per m/s or per rad/s: over a stance half-cycle at
+# ~1.4 Hz a planted foot travels ±v/(4f) ≈ ±0.18·v against the hip; the hip pitch moves the foot
+# 0.54 m/rad fore-aft, the hip roll 0.49 m/rad sideways, and the hip yaw turns it 0.94 rad/rad. The
+# right pitch axis points the other way (SPEC §6); roll and yaw turn both feet the same way.
+STRIDE = (
+    {"left_hip_pitch": (0.33, 0.0, 0.0), "left_hip_roll": (0.0, 0.36, 0.0), "left_hip_yaw": (0.0, 0.0, 0.19)},
+    {"right_hip_pitch": (-0.33, 0.0, 0.0), "right_hip_roll": (0.0, 0.36, 0.0), "right_hip_yaw": (0.0, 0.0, 0.19)},
+)
+
+
+def stride(amplitude: float = 1.0) -> tuple[dict[str, tuple[float, float, float]], ...]:
+    """`STRIDE` with every gain times `amplitude`."""
+    return tuple(
+        {joint: (amplitude * x, amplitude * y, amplitude * w) for joint, (x, y, w) in leg.items()} for leg in STRIDE
+    )
+
+
+def swing(amplitude: float = 1.0) -> tuple[dict[str, float], ...]:
+    """`SWING` with every offset times `amplitude`."""
+    return tuple({joint: amplitude * offset for joint, offset in leg.items()} for leg in SWING)
+
+
 def actuators(action_scale: float, max_latency_steps: int = 1, legs_only: bool = False) -> PDActuators:
     """PD around the stance with the robot's kp/kd and soft torque limits (as written in the MJCF).
 

@@ -24,6 +24,7 @@ from ksim.components import (
     FloorFriction,
     GaitClock,
     GaitPhase,
+    GaitPrior,
     GaitReference,
     LinearVelocityTracking,
     NotUpright,
@@ -56,6 +57,8 @@ class WalkingConfig(common.KBotConfig):
     stay_alive: float = opt(1.0, "reward per second alive", ge=0)
     feet_phase: float = opt(1.0, "weight of the feet-phase reward (swing height on the gait clock)", ge=0)
     gait_reference: float = opt(0.0, "weight of the legs' joint-reference reward on the gait clock (0: off)", ge=0)
+    gait_prior: float = opt(1.0, "amplitude of the legs' swing prior the policy's action is added to (0: off)", ge=0)
+    gait_stride: float = opt(0.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
     legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
     tracking_sigma: float = opt(0.5, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
 
@@ -98,6 +101,9 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         resets=[StanceReset(joint_pos_noise=0.05, joint_vel_noise=0.1), BasePoseReset(yaw=3.14)],
         events=[VelocityPush(interval_seconds=(3.0, 6.0), max_velocity=(0.3, 0.3))],
         randomizations=[FloorFriction(scale_range=(0.6, 1.2)), BodyMass(scale_range=(0.95, 1.05))],
+        action_prior=GaitPrior(swing=common.swing(cfg.gait_prior), stride=common.stride(cfg.gait_stride))
+        if clock and cfg.gait_prior
+        else None,
         curriculum=None
         if cfg.curriculum == "off"
         else Curriculum(

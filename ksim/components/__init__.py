@@ -1,7 +1,7 @@
 """Task components, composed by name.
 
 Observations, commands, rewards, terminations, resets, events, randomizations,
-actuators, noise and curriculum; `symmetry` mirrors them left to right.
+actuators, action priors, noise and curriculum; `symmetry` mirrors them left to right.
 """
 
 from ksim.components.actuators import Actuators, PDActuators, TorqueActuators
@@ -24,6 +24,7 @@ from ksim.components.observations import (
     ProjectedGravity,
     SensorObservation,
 )
+from ksim.components.priors import ActionPrior, GaitPrior
 from ksim.components.randomization import (
     ActuatorGains,
     Armature,

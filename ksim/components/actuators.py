@@ -52,6 +52,10 @@ class Actuators(Component):
         """MuJoCo controls for one env."""
         raise NotImplementedError
 
+    def action_of_offsets(self, offsets: Float[Array, "... nu"]) -> Float[Array, "... nu"]:
+        """The action that moves each joint's target by `offsets` (rad); for an `ActionPrior`."""
+        raise ValueError(f"{type(self).__name__} has no joint targets, so an action prior cannot offset them")
+
     def perturb(self, action: Float[Array, " nu"], rng: PRNGKeyArray) -> Float[Array, " nu"]:
         """The action with noise, if any."""
         return action if self.action_noise is None else self.action_noise.apply(action, rng)
@@ -127,6 +131,11 @@ class PDActuators(Actuators):
             "action_scale": self._scale.tolist(),
             **self._simulated(),
         }
+
+    def action_of_offsets(self, offsets: Float[Array, "... nu"]) -> Float[Array, "... nu"]:
+        """The offsets divided by each joint's action scale; a joint held at the stance (scale 0) gets none."""
+        scale = jnp.asarray(self._scale)
+        return jnp.where(scale > 0, offsets / jnp.where(scale > 0, scale, 1.0), 0.0)
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Position targets: stance + action_scale × action."""

@@ -8,6 +8,7 @@ commands → rewards and terminations → reset of done envs → observations.
 import dataclasses
 import functools
 import json
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -108,6 +109,15 @@ class Env:
         # the batched step, un-jitted, for rollouts that compose it into their own programs
         self.step_batch = self.backend.vmap(self._step_one, num_envs)
         self.step = jax.jit(self.step_batch, donate_argnums=0)
+        self.action_prior = None if task.action_prior is None else task.action_prior.bind(model)
+        if self.action_prior is not None:
+            missing = sorted(set(self.action_prior.needs()) - set(self.actor_layout.names))
+            if missing:
+                raise ValueError(
+                    f"action prior {self.action_prior.name!r} reads observations {missing} that the actor does not "
+                    f"have; the actor observes {list(self.actor_layout.names)}"
+                )
+            self.actuators.action_of_offsets(jnp.zeros(self.model.nu))  # raises if they have no joint targets
 
     @functools.cached_property
     def _obs_shapes(self) -> tuple[dict, dict]:
@@ -138,6 +148,15 @@ class Env:
         shapes, obs = self._obs_shapes[1], self.observations + self.critic_observations
         return ObsLayout(tuple(o.name for o in obs), tuple(shapes[o.name].shape[-1] for o in obs))
 
+    @property
+    def prior(self) -> Callable[[Array], Array] | None:
+        """The task's action prior as actions from flat actor observations (any leading axes); None without one."""
+        return None if self.action_prior is None else self._prior_action
+
+    def _prior_action(self, actor_obs: Float[Array, "... obs"]) -> Float[Array, "... nu"]:
+        assert self.action_prior is not None
+        return self.actuators.action_of_offsets(self.action_prior.joint_offsets(self.actor_layout.unflatten(actor_obs)))
+
     def mirrors(self) -> Mirrors:
         """Mirrors derived from the joint names and axes (and the task's overrides); raises if a part has no rule."""
         joints = joint_mirror(self.model, self.task.mirror_pairs, self.task.mirror_signs)
@@ -162,6 +181,7 @@ class Env:
             "critic_observations": self.critic_layout.to_json(),
             "components": {
                 "actuators": _settings(self.task.actuators),
+                "action_prior": self.task.action_prior and _settings(self.task.action_prior),
                 **{kind: [_settings(c) for c in getattr(self.task, kind)] for kind in (*kinds, "randomizations")},
             },
         }

@@ -14,6 +14,7 @@ from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ksim.components.commands import CommandState
@@ -30,6 +31,11 @@ class ObsLayout:
     def flatten(self, obs: dict[str, Float[Array, "... dim"]]) -> Float[Array, "... total"]:
         """One feature vector per batch element, in this layout's order (not the dict's)."""
         return jnp.concatenate([obs[name] for name in self.names], axis=-1)
+
+    def unflatten(self, flat: Float[Array, "... total"]) -> dict[str, Float[Array, "... dim"]]:
+        """The inverse of `flatten`: each observation's slice of the feature vector, by name."""
+        ends = np.cumsum(self.sizes)
+        return {n: flat[..., e - s : e] for n, s, e in zip(self.names, self.sizes, ends, strict=True)}
 
     @property
     def size(self) -> int:

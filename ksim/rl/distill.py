@@ -53,7 +53,12 @@ class Teacher:
                 )
 
     def actions(self, traj: Transition) -> Float[Array, "T E act"]:
-        """The teacher's mean action at every step of a student's trajectory."""
+        """The teacher's mean action at every step of a student's trajectory.
+
+        With an action prior, this is the residual over it, as is what the student learns: the
+        two tasks are the same but for privileged inputs, so their priors (which read only the
+        gait phase and the command) agree.
+        """
         source = {**traj.obs, **traj.critic_obs}  # the clean (critic) version of a shared name wins
         obs_TE = self.params.obs_norm(self.layout.flatten({n: source[n] for n in self.layout.names}))
         act_TE, _ = jax.vmap(jax.vmap(lambda o: self.params.actor(o, self.params.actor.initial_carry())))(obs_TE)
@@ -70,7 +75,7 @@ def make_distill_step(
     cfg.validate()
     teacher.check(env)
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
-    student_policy = ActorPolicy(env.actor_layout, deterministic=True)
+    student_policy = ActorPolicy.of(env, deterministic=True)
 
     def loss(actor: Actor, obs_TB: Array, done_TB: Array, carry_B: Array, target_TB: Array) -> Array:
         mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_TB, done_TB, carry_B)

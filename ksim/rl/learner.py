@@ -91,11 +91,11 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
 def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray, cluster: Cluster | None = None) -> RolloutState:
     """Reset every env for training with `learner`'s policy (split over `cluster`'s devices if given)."""
     if cluster is None:
-        return init_rollout(env, ActorPolicy(env.actor_layout), learner.policy_params, rng)
+        return init_rollout(env, ActorPolicy.of(env), learner.policy_params, rng)
     params, static = eqx.partition(learner.policy_params, eqx.is_array)
     init = sharded_init(
         cluster,
-        lambda p, r: init_rollout(env, ActorPolicy(env.actor_layout), eqx.combine(p, static), r),
+        lambda p, r: init_rollout(env, ActorPolicy.of(env), eqx.combine(p, static), r),
         per_process=_per_process(env, cluster),
     )
     return init(params, replicate(cluster, rng))
@@ -212,7 +212,7 @@ def make_train_step(
     """
     cfg.validate()
     optimizer = make_optimizer(cfg)
-    policy, critic_layout = ActorPolicy(env.actor_layout), env.critic_layout
+    policy, critic_layout = ActorPolicy.of(env), env.critic_layout
     mirror = env.mirrors() if cfg.symmetry_augmentation or cfg.symmetry_loss_coef > 0 else None
     per_process = _per_process(env, cluster)
     total_envs = env.num_envs * (cluster.num_devices if per_process and cluster else 1)
@@ -237,12 +237,18 @@ def make_train_step(
         value_t_plus_1_TE = critic_TE(learner.critic_norm(critic_layout.flatten(traj.critic_obs_t_plus_1)))
         reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
         advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)
+        # PPO learns the residual over the action prior: a fixed shift of the Gaussian's mean and
+        # sample leaves its log-density as it was
+        prior_TE = None if env.prior is None else env.prior(actor_obs_TE)
+        action_TE, mean_TE = (
+            (traj.action, steps.mean) if prior_TE is None else (traj.action - prior_TE, steps.mean - prior_TE)
+        )
         batch = Batch(
             actor_obs=learner.actor_norm(actor_obs_TE),
             critic_obs=critic_in_TE,
-            action=traj.action,
+            action=action_TE,
             log_prob=steps.log_prob,
-            mean=steps.mean,
+            mean=mean_TE,
             done=traj.done,
             value=value_TE,
             advantage=advantage_TE,

@@ -29,11 +29,14 @@ class ExportError(ValueError):
     """The task cannot be exported (a part has no deploy description); the message is one line."""
 
 
-def deterministic_actor(params: PolicyParams) -> Callable[[Array, Array], tuple[Array, Array]]:
-    """`(obs, carry) -> (action, next carry)`: normalise, then the actor's mean."""
+def deterministic_actor(
+    params: PolicyParams, prior: Callable[[Array], Array] | None = None
+) -> Callable[[Array, Array], tuple[Array, Array]]:
+    """`(obs, carry) -> (action, next carry)`: normalise, then the actor's mean, plus the task's action prior."""
 
     def act(obs: Float[Array, " obs"], carry: Float[Array, " carry"]) -> tuple[Array, Array]:
-        return params.actor(params.obs_norm(obs), carry)
+        mean, carry = params.actor(params.obs_norm(obs), carry)
+        return (mean if prior is None else mean + prior(obs)), carry
 
     return act
 
@@ -101,12 +104,14 @@ def metadata(env: Env, params: PolicyParams, checkpoint: dict[str, Any], task: s
     }
 
 
-def to_onnx(params: PolicyParams, obs_size: int, meta: dict[str, Any]) -> Any:
-    """The deterministic actor as an ONNX model (one observation per call), with `meta` in its metadata_props."""
+def to_onnx(
+    params: PolicyParams, obs_size: int, meta: dict[str, Any], prior: Callable[[Array], Array] | None = None
+) -> Any:
+    """The deterministic actor (with its action prior) as an ONNX model, one observation per call, `meta` inside."""
     import onnx
     from jax2onnx import to_onnx as convert
 
-    act = deterministic_actor(params)
+    act = deterministic_actor(params, prior)
     carry_size = meta["policy"]["carry_size"]
     obs_spec = jax.ShapeDtypeStruct((obs_size,), jnp.float32)
     if carry_size:
@@ -136,14 +141,15 @@ def export(env: Env, params: PolicyParams, checkpoint: dict[str, Any], task: str
 
     meta = metadata(env, params, checkpoint, task)
     folder.mkdir(parents=True, exist_ok=True)
-    proto = to_onnx(params, env.actor_layout.size, meta)
+    prior = env.prior
+    proto = to_onnx(params, env.actor_layout.size, meta, prior)
     (folder / "policy.onnx").write_bytes(proto.SerializeToString())
     mujoco.mj_saveModel(env.model, str(folder / "model.mjb"), None)
     (folder / "metadata.json").write_text(json.dumps(meta, indent=2))
 
     session = ort.InferenceSession(str(folder / "policy.onnx"), providers=["CPUExecutionProvider"])
     obs_N = np.random.default_rng(0).normal(size=(256, env.actor_layout.size)).astype(np.float32)
-    act = jax.jit(jax.vmap(deterministic_actor(params), in_axes=(0, None)))
+    act = jax.jit(jax.vmap(deterministic_actor(params, prior), in_axes=(0, None)))
     expected = np.asarray(act(jnp.asarray(obs_N), params.actor.initial_carry())[0])
     carry = np.asarray(meta["policy"]["initial_carry"], np.float32)
     feeds = [{"obs": o} | ({"carry": carry} if carry.size else {}) for o in obs_N]

@@ -61,7 +61,14 @@ def resolve(cls: type[C], values: dict[str, Any]) -> C:
         run_dir, _ = checkpoint.resolve(values["pretrained"], values.get("checkpoint_num"))
         if (run_dir / "config.json").exists():
             known = set(cls.__dataclass_fields__) - set(PER_LAUNCH_FIELDS)
-            values = {k: v for k, v in load_saved(run_dir / "config.json").items() if k in known} | values
+            saved = {k: v for k, v in load_saved(run_dir / "config.json").items() if k in known}
+            # a setting added after the run was saved takes today's default, which may not be what it trained with
+            newer = sorted(known - set(saved) - set(values))
+            if newer:
+                fields = cls.__dataclass_fields__
+                defaults = ", ".join(f"{k}={fields[k].default}" for k in newer)
+                print(f"note: {run_dir / 'config.json'} predates {newer}; using today's defaults ({defaults})")
+            values = saved | values
     return build(cls, values)
 
 
@@ -94,7 +101,7 @@ def policy_for(env: Env, cfg: RunConfig) -> tuple[Policy, Any, str]:
     if not cfg.pretrained:
         exit_on_error(f"action={cfg.action} needs pretrained=<run dir> (or policy=zero for the baseline)")
     learner, path = load_learner(env, cfg)
-    return ActorPolicy(env.actor_layout, cfg.deterministic), learner.policy_params, str(path)
+    return ActorPolicy.of(env, cfg.deterministic), learner.policy_params, str(path)
 
 
 def run(cls: type[C], make_task: Callable[[C], Task], task_file: str, argv: list[str] | None = None) -> Any:

@@ -30,7 +30,7 @@ def sim2sim(
     for backend in backends:
         env = Env(task, cfg.eval_num_envs, backend, cfg.nthread)
         print(f"evaluating on {backend} ({cfg.eval_num_envs} episodes of {cfg.eval_seconds:g} s)")
-        policy = ActorPolicy(env.actor_layout, deterministic=True)
+        policy = ActorPolicy.of(env, deterministic=True)
         columns[backend] = measure(env, policy, params, cfg.eval_seconds, jax.random.PRNGKey(cfg.seed + 1))
     print("evaluating the exported ONNX in ksim.deploy (no JAX on its path)")
     log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -38,7 +38,7 @@ def sim2sim(
 
     # the JAX actor on the very observations (and carries) the ONNX policy acted on
     obs_N, carry_N, onnx_N = (np.stack(x) for x in zip(*log, strict=True))
-    act = jax.jit(jax.vmap(deterministic_actor(params)))
+    act = jax.jit(jax.vmap(deterministic_actor(params, env.prior)))
     jax_N = np.asarray(act(jnp.asarray(obs_N, jnp.float32), jnp.asarray(carry_N, jnp.float32))[0])
     gap_N = np.abs(jax_N - onnx_N).max(axis=-1)
 

@@ -153,7 +153,7 @@ class VideoWriter:
         if self.recorder is None:
             env, cfg = self.make_env(), self.cfg
             self.recorder = VideoRecorder(
-                env, ActorPolicy(env.actor_layout, True), cfg.video_seconds, cfg.video_fps, cfg.video_size
+                env, ActorPolicy.of(env, True), cfg.video_seconds, cfg.video_fps, cfg.video_size
             )
         try:
             self.recorder(learner.policy_params, learner.rng, path)

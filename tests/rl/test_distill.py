@@ -14,7 +14,7 @@ THRESHOLD = 0.9  # survival over 5 s, as in test_learning
 
 
 def _survival(env: Env, params) -> float:
-    policy = ActorPolicy(env.actor_layout, deterministic=True)
+    policy = ActorPolicy.of(env, deterministic=True)
     return measure(env, policy, params, seconds=5.0, rng=jax.random.PRNGKey(2))["survival_rate"]
 
 

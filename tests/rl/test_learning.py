@@ -24,7 +24,7 @@ def test_ppo_balances_the_cartpole(backend, iterations):
     assert int(learner.iteration) == iterations
 
     eval_env = Env(task, 32, backend)
-    policy = ActorPolicy(eval_env.actor_layout, deterministic=True)
+    policy = ActorPolicy.of(eval_env, deterministic=True)
     trained = measure(eval_env, policy, learner.policy_params, seconds=5.0, rng=jax.random.PRNGKey(2))
     baseline = measure(eval_env, ZeroPolicy(1), None, seconds=5.0, rng=jax.random.PRNGKey(2))
     # the pole falls in about a second without control; a learned policy keeps it up for the whole episode

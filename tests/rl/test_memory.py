@@ -28,7 +28,7 @@ def _train_and_measure(actor: str, backend: str, iterations: int = 40) -> float:
     train_step = make_train_step(env, cfg)
     for _ in range(iterations):
         learner, rollout, _ = train_step(learner, rollout)
-    policy = ActorPolicy(env.actor_layout, deterministic=True)
+    policy = ActorPolicy.of(env, deterministic=True)
     return measure(env, policy, learner.policy_params, seconds=5.0, rng=jax.random.PRNGKey(2))["survival_rate"]
 
 

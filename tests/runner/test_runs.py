@@ -21,7 +21,7 @@ from ksim.components import Reward, SensorObservation
 from ksim.engine.env import Env
 from ksim.rl.learner import init_learner
 from ksim.rl.policy import ActorPolicy
-from ksim.runner import checkpoint, run
+from ksim.runner import checkpoint, resolve_config, run
 from ksim.runner.video import VideoRecorder
 
 ROOT = Path(__file__).parents[2]
@@ -119,6 +119,20 @@ def test_a_corrupt_config_is_a_one_line_error(run_dir, capsys):
     assert "config.json is not a readable config" in _fails([f"pretrained={run_dir}"], capsys, code=2)
 
 
+def test_a_config_saved_before_a_setting_existed_says_which_defaults_it_takes(run_dir, capsys):
+    saved = json.loads((run_dir / "config.json").read_text())
+    del saved["entropy_coef"]  # as if the run predated the field
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    cfg = resolve_config(CartPoleConfig, [f"pretrained={run_dir}", "gamma=0.9"])
+    assert cfg.entropy_coef == CartPoleConfig().entropy_coef
+    out = capsys.readouterr().out
+    assert f"predates ['entropy_coef']; using today's defaults (entropy_coef={cfg.entropy_coef})" in out
+    del saved["gamma"]  # a field given on the command line is not in question
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    resolve_config(CartPoleConfig, [f"pretrained={run_dir}", "gamma=0.9"])
+    assert "['entropy_coef']" in capsys.readouterr().out
+
+
 def test_a_checkpoint_of_other_observations_is_refused_naming_the_difference(run_dir, capsys):
     def renamed(cfg):
         task = make_task(cfg)
@@ -154,7 +168,7 @@ def test_a_non_finite_update_is_never_adopted_or_saved(run_dir, capsys):
 def test_a_video_rollout_compiles_once_for_every_set_of_weights():
     cfg = CartPoleConfig()
     env = Env(make_task(cfg), 1, "mujoco")
-    recorder = VideoRecorder(env, ActorPolicy(env.actor_layout, True), 0.5, 25, (64, 48))
+    recorder = VideoRecorder(env, ActorPolicy.of(env, True), 0.5, 25, (64, 48))
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(lambda event, *a, **k: compiles.append(event))
     first = recorder.rollout(init_learner(env, cfg, jax.random.PRNGKey(0)).policy_params, jax.random.PRNGKey(0))
