@@ -79,7 +79,7 @@ class GaitPrior(ActionPrior):
         return (self.phase_observation, self.command_observation)
 
     def joint_offsets(self, obs: dict[str, Float[Array, "... dim"]]) -> Float[Array, "... nu"]:
-        """The swing profile of each leg whose foot is in its swing half of the cycle."""
+        """Each leg's swing profile in its swing half of the cycle, plus its stride sweep, while told to move."""
         legs = len(self.swing)
         sin_phase = obs[self.phase_observation][..., :legs]
         cos_phase = obs[self.phase_observation][..., legs : 2 * legs]
