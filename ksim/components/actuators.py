@@ -20,21 +20,8 @@ import mujoco
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ksim.components.base import Component, ModelIndex, keyframe_id
+from ksim.components.base import Component, ModelIndex, keyframe_id, per_joint
 from ksim.components.noise import Noise
-
-
-def _per_joint(model: mujoco.MjModel, values: float | dict[str, float] | None, current: np.ndarray, what: str):
-    """Resolve a scalar, a {joint name: value} dict or None (keep `current`) to a per-actuator array."""
-    if values is None:
-        return current
-    if isinstance(values, int | float):
-        return np.full(model.nu, float(values))
-    names = ModelIndex.of(model).joint_names
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ValueError(f"{what}: unknown joints {unknown}; the actuated joints are {list(names)}")
-    return np.array([values.get(n, current[i]) for i, n in enumerate(names)])
 
 
 @dataclass(kw_only=True)
@@ -96,8 +83,8 @@ class PDActuators(Actuators):
 
     def configure(self, model: mujoco.MjModel) -> None:
         """Make every actuator a PD position servo with the given gains and torque limits."""
-        kp = _per_joint(model, self.kp, model.actuator_gainprm[:, 0].copy(), "kp")
-        kd = _per_joint(model, self.kd, -model.actuator_biasprm[:, 2].copy(), "kd")
+        kp = per_joint(model, self.kp, model.actuator_gainprm[:, 0].copy(), "kp")
+        kd = per_joint(model, self.kd, -model.actuator_biasprm[:, 2].copy(), "kd")
         model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
         model.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
         model.actuator_gainprm[:] = 0.0
@@ -107,14 +94,14 @@ class PDActuators(Actuators):
         model.actuator_biasprm[:, 2] = -kd
         model.actuator_gear[:, 0] = 1.0
         if self.torque_limit is not None:
-            limit = _per_joint(model, self.torque_limit, model.actuator_forcerange[:, 1].copy(), "torque_limit")
+            limit = per_joint(model, self.torque_limit, model.actuator_forcerange[:, 1].copy(), "torque_limit")
             model.actuator_forcelimited[:] = 1
             model.actuator_forcerange[:] = np.stack([-limit, limit], axis=1)
 
     def _bind(self, model: mujoco.MjModel) -> None:
         key = keyframe_id(model, self.keyframe, self.name)
         self._offset = model.key_qpos[key][ModelIndex.of(model).joint_qpos_ids].astype(np.float32)
-        self._scale = _per_joint(model, self.action_scale, np.zeros(model.nu), "action_scale").astype(np.float32)
+        self._scale = per_joint(model, self.action_scale, np.zeros(model.nu), "action_scale").astype(np.float32)
         self._gains = {
             "kp": model.actuator_gainprm[:, 0].tolist(),
             "kd": (-model.actuator_biasprm[:, 2]).tolist(),
@@ -134,8 +121,8 @@ class PDActuators(Actuators):
 
     def action_of_offsets(self, offsets: Float[Array, "... nu"]) -> Float[Array, "... nu"]:
         """The offsets divided by each joint's action scale; a joint held at the stance (scale 0) gets none."""
-        scale = jnp.asarray(self._scale)
-        return jnp.where(scale > 0, offsets / jnp.where(scale > 0, scale, 1.0), 0.0)
+        inverse = np.divide(1.0, self._scale, out=np.zeros_like(self._scale), where=self._scale > 0)
+        return offsets * jnp.asarray(inverse)
 
     def ctrl(self, action: Float[Array, " nu"]) -> Float[Array, " nu"]:
         """Position targets: stance + action_scale × action."""
@@ -151,7 +138,7 @@ class TorqueActuators(Actuators):
 
     def configure(self, model: mujoco.MjModel) -> None:
         """Make every actuator a plain motor with the given torque limits."""
-        limit = _per_joint(model, self.torque_limit, model.actuator_forcerange[:, 1].copy(), "torque_limit")
+        limit = per_joint(model, self.torque_limit, model.actuator_forcerange[:, 1].copy(), "torque_limit")
         if np.any(limit <= 0):
             raise ValueError("TorqueActuators needs a positive torque_limit for every actuator")
         model.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED

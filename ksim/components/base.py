@@ -164,3 +164,18 @@ def keyframe_id(model: mujoco.MjModel, name: str, who: str) -> int:
         names = [model.key(i).name for i in range(model.nkey)]
         raise ValueError(f"{who}: no keyframe named {name!r}; the model has {names}")
     return key_id
+
+
+def per_joint(
+    model: mujoco.MjModel, values: float | dict[str, float] | None, current: np.ndarray, what: str
+) -> np.ndarray:
+    """Resolve a scalar, a {joint name: value} dict or None (keep `current`) to a per-actuator array."""
+    if values is None:
+        return current
+    if isinstance(values, int | float):
+        return np.full(model.nu, float(values))
+    names = ModelIndex.of(model).joint_names
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"{what}: unknown joints {unknown}; the actuated joints are {list(names)}")
+    return np.array([values.get(n, current[i]) for i, n in enumerate(names)])

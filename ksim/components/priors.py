@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 from jaxtyping import Array, Float
 
-from ksim.components.base import Component, ModelIndex
+from ksim.components.base import Component, per_joint
 
 
 @dataclass(kw_only=True)
@@ -61,18 +61,12 @@ class GaitPrior(ActionPrior):
             raise ValueError(f"{self.name}: swing is empty; give each leg's joint offsets at the top of its swing")
         if self.stride and len(self.stride) != len(self.swing):
             raise ValueError(f"{self.name}: stride has {len(self.stride)} legs, and swing has {len(self.swing)}")
-        names = list(ModelIndex.of(model).joint_names)
-        legs = [(i, joint, offset) for i, leg in enumerate(self.swing) for joint, offset in leg.items()]
-        strides = [(i, joint, gains) for i, leg in enumerate(self.stride) for joint, gains in leg.items()]
-        unknown = sorted({joint for _, joint, _ in legs + strides if joint not in names})
-        if unknown:
-            raise ValueError(f"{self.name}: unknown joints {unknown}; the actuated joints are {names}")
-        self._top = np.zeros((len(self.swing), model.nu), np.float32)
-        for i, joint, offset in legs:
-            self._top[i, names.index(joint)] = offset
+        zeros = np.zeros(model.nu)
+        self._top = np.stack([per_joint(model, leg, zeros, self.name) for leg in self.swing]).astype(np.float32)
         self._gain = np.zeros((len(self.swing), 3, model.nu), np.float32)
-        for i, joint, gains in strides:
-            self._gain[i, :, names.index(joint)] = gains
+        for i, leg in enumerate(self.stride):
+            for c in range(3):  # vx, vy, wz
+                self._gain[i, c] = per_joint(model, {joint: gains[c] for joint, gains in leg.items()}, zeros, self.name)
 
     def needs(self) -> tuple[str, ...]:
         """The gait phase and the velocity command."""

@@ -13,7 +13,7 @@ import mujoco
 import numpy as np
 from jaxtyping import Array, Float
 
-from ksim.components.base import Component, ModelIndex, StepContext, body_id, keyframe_id, sensor_slice
+from ksim.components.base import Component, ModelIndex, StepContext, body_id, keyframe_id, per_joint, sensor_slice
 
 
 @dataclass(kw_only=True)
@@ -260,21 +260,17 @@ class GaitReference(_Feet):
         if len(self.swing) != len(self.feet):
             raise ValueError(f"{self.name}: swing has {len(self.swing)} legs, and there are {len(self.feet)} feet")
         index = ModelIndex.of(model)
-        names = list(index.joint_names)
-        legs = [(i, joint, offset) for i, leg in enumerate(self.swing) for joint, offset in leg.items()]
-        unknown = sorted(joint for _, joint, _ in legs if joint not in names)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown joints {unknown}; the actuated joints are {names}")
-        ids = index.joint_qpos_ids[[names.index(joint) for _, joint, _ in legs]]
-        self._qpos_ids = ids
-        self._stance = model.key_qpos[keyframe_id(model, self.keyframe, self.name)][ids].astype(np.float32)
-        self._offset = np.array([offset for _, _, offset in legs], np.float32)
-        self._leg = np.array([i for i, _, _ in legs], np.int32)
+        top = np.stack([per_joint(model, leg, np.zeros(model.nu), self.name) for leg in self.swing])
+        listed = {joint for leg in self.swing for joint in leg}
+        columns = [i for i, name in enumerate(index.joint_names) if name in listed]
+        self._qpos_ids = index.joint_qpos_ids[columns]
+        self._stance = model.key_qpos[keyframe_id(model, self.keyframe, self.name)][self._qpos_ids].astype(np.float32)
+        self._top = top[:, columns].astype(np.float32)  # (legs, listed joints): offsets at the top of each swing
 
     def compute(self, ctx: StepContext) -> Float[Array, ""]:
         """Gaussian kernel of the legs' joint errors against the clock's swing profile."""
         lift = jnp.where(self._swing(ctx), jnp.sin(self._phases(ctx)), 0.0)
-        target = self._stance + self._offset * lift[self._leg]
+        target = self._stance + lift @ jnp.asarray(self._top)
         return jnp.exp(-jnp.sum(jnp.square(ctx.physics.qpos[self._qpos_ids] - target)) / self.sigma**2)
 
 
