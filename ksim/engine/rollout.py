@@ -63,6 +63,9 @@ class RolloutState(eqx.Module):
     env: EnvState
     policy_carry: Any
     episode_returns: dict[str, Float[Array, " E"]]  # each reward term summed over the episode so far
+    # a recurrent critic's state, kept from one training rollout to the next: the learner runs the
+    # critic after each rollout, so the steps pass it through untouched
+    value_carry: Any = None
 
 
 class RolloutStep(eqx.Module):
@@ -78,11 +81,16 @@ def _where_done(done_E: Bool[Array, " E"], new: Any, old: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(done_E.reshape(done_E.shape + (1,) * (b.ndim - 1)), a, b), new, old)
 
 
-def init_rollout(env: Env, policy: Policy, params: Any, rng: PRNGKeyArray) -> RolloutState:
-    """Reset every env and start every policy carry and episode sum afresh."""
-    carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (env.num_envs, *c.shape)), policy.init_carry(params))
+def init_rollout(
+    env: Env, policy: Policy, params: Any, rng: PRNGKeyArray, value_carry: Array | None = None
+) -> RolloutState:
+    """Reset every env and start every policy carry and episode sum afresh (and `value_carry`, one env's, if given)."""
+
+    def per_env(carry: Any) -> Any:
+        return jax.tree.map(lambda c: jnp.broadcast_to(c, (env.num_envs, *c.shape)), carry)
+
     returns = {r.name: jnp.zeros(env.num_envs) for r in env.rewards}
-    return RolloutState(env.reset(rng), carry, returns)
+    return RolloutState(env.reset(rng), per_env(policy.init_carry(params)), returns, per_env(value_carry))
 
 
 def rollout_step(
@@ -98,7 +106,8 @@ def rollout_step(
     env_state, tr_E = env.step_batch(state_t.env, out_E.action, external_xfrc_E)
     carry = _where_done(tr_E.done, policy.init_carry(params), out_E.carry)
     returns = {k: v + tr_E.reward_terms[k] for k, v in state_t.episode_returns.items()}
-    state_t_plus_1 = RolloutState(env_state, carry, {k: jnp.where(tr_E.done, 0.0, v) for k, v in returns.items()})
+    returns_t_plus_1 = {k: jnp.where(tr_E.done, 0.0, v) for k, v in returns.items()}
+    state_t_plus_1 = RolloutState(env_state, carry, returns_t_plus_1, state_t.value_carry)
     total = sum(returns.values(), jnp.zeros_like(tr_E.reward))
     return state_t_plus_1, RolloutStep(tr_E, out_E.log_prob, out_E.mean, returns | {"total": total})
 

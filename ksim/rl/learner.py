@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
-from ksim.rl.networks import Actor, MLPCritic, NetworkConfig, make_actor
+from ksim.rl.networks import Actor, Critic, NetworkConfig, make_actor, make_critic
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
@@ -44,7 +44,7 @@ class LearnerState(eqx.Module):
     """Everything a checkpoint holds: models, optimiser, normalisers, counters and RNG."""
 
     actor: Actor
-    critic: MLPCritic
+    critic: Critic
     opt_state: optax.OptState
     actor_norm: RunningNorm
     critic_norm: RunningNorm
@@ -62,7 +62,7 @@ class _Collected(eqx.Module):
     """What the rollout half of an iteration hands to the update half."""
 
     batch: Batch
-    carry_E: Array  # the policy carries at the start of the rollout
+    carry_E: tuple[Array, Array]  # the (actor, critic) carries at the start of the rollout
     raw_obs: tuple[Array, Array]  # un-normalised (actor, critic) observations, for the normalisers
     update_rng: PRNGKeyArray
     rng: PRNGKeyArray
@@ -74,7 +74,7 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
     actor_size, critic_size = env.actor_layout.size, env.critic_layout.size
     actor_key, critic_key, rng = jax.random.split(rng, 3)
     actor = make_actor(cfg, actor_size, env.model.nu, actor_key)
-    critic = MLPCritic(critic_size, cfg.critic_hidden, critic_key)
+    critic = make_critic(cfg, critic_size, critic_key)
     opt_state = make_optimizer(cfg).init(eqx.filter((actor, critic), eqx.is_inexact_array))
     return LearnerState(
         actor=actor,
@@ -90,12 +90,13 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
 
 def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray, cluster: Cluster | None = None) -> RolloutState:
     """Reset every env for training with `learner`'s policy (split over `cluster`'s devices if given)."""
+    value_carry = learner.critic.initial_carry()
     if cluster is None:
-        return init_rollout(env, ActorPolicy.of(env), learner.policy_params, rng)
+        return init_rollout(env, ActorPolicy.of(env), learner.policy_params, rng, value_carry)
     params, static = eqx.partition(learner.policy_params, eqx.is_array)
     init = sharded_init(
         cluster,
-        lambda p, r: init_rollout(env, ActorPolicy.of(env), eqx.combine(p, static), r),
+        lambda p, r: init_rollout(env, ActorPolicy.of(env), eqx.combine(p, static), r, value_carry),
         per_process=_per_process(env, cluster),
     )
     return init(params, replicate(cluster, rng))
@@ -125,12 +126,12 @@ def episode_metrics(steps: RolloutStep, ctrl_dt: float) -> dict[str, Array]:
 def _with_mirror(
     learner: LearnerState,
     batch: Batch,
-    carry_E: Array,
+    carry_E: tuple[Array, Array],
     actor_obs_m_TE: Array,
     critic_obs_m_TE: Array,
     mirror: Mirrors,
     cfg: LearnerConfig,
-) -> tuple[Batch, Array]:
+) -> tuple[Batch, tuple[Array, Array]]:
     """`batch` with its mirror image: for the mirror loss, and (with augmentation) as extra envs.
 
     `*_obs_m_TE` are the mirror images of the raw observations.
@@ -156,7 +157,7 @@ def _with_mirror(
         actor_obs_mirror=batch.actor_obs,
     )
     both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), batch, mirrored)
-    return both, jnp.concatenate([carry_E, carry_E])
+    return both, jax.tree.map(lambda c: jnp.concatenate([c, c]), carry_E)
 
 
 def _sharded_collect(
@@ -221,20 +222,22 @@ def make_train_step(
         rollout_rng, update_rng, rng = jax.random.split(learner.rng, 3)
         if shard is not None:  # each device's envs draw their own randomness
             rollout_rng = jax.random.fold_in(rollout_rng, shard)
-        carry_E = ro.policy_carry
+        carry_E = (ro.policy_carry, ro.value_carry)
         ro, steps = rollout(env, policy, learner.policy_params, ro, rollout_rng, cfg.rollout_length)
         traj = steps.transition
         if on_rollout_done is not None:
             jax.debug.callback(on_rollout_done, traj.reward.sum())
 
-        critic_TE = jax.vmap(jax.vmap(learner.critic))
         actor_obs_TE = env.actor_layout.flatten(traj.obs)
         critic_obs_TE = critic_layout.flatten(traj.critic_obs)
         critic_in_TE = learner.critic_norm(critic_obs_TE)
-        value_TE = critic_TE(critic_in_TE)
-        value_t_f_E = jax.vmap(learner.critic)(learner.critic_norm(critic_layout.flatten(ro.env.critic_obs)))
+        reached_in_TE = learner.critic_norm(critic_layout.flatten(traj.critic_obs_t_plus_1))
+        values = jax.vmap(learner.critic.rollout_values, in_axes=(1, 1, 1, 0), out_axes=(1, 1, 0))
+        value_TE, value_t_plus_1_TE, value_carry_E = values(critic_in_TE, reached_in_TE, traj.done, carry_E[1])
+        final_in_E = learner.critic_norm(critic_layout.flatten(ro.env.critic_obs))
+        value_t_f_E = jax.vmap(learner.critic)(final_in_E, value_carry_E)[0]
+        ro = eqx.tree_at(lambda r: r.value_carry, ro, value_carry_E)
         # a truncated step still has a future: fold γ·V(state reached) into its reward
-        value_t_plus_1_TE = critic_TE(learner.critic_norm(critic_layout.flatten(traj.critic_obs_t_plus_1)))
         reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
         advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)
         # PPO learns the residual over the action prior: a fixed shift of the Gaussian's mean and

@@ -1,14 +1,16 @@
 """Actors and value functions as equinox modules (`ksim.rl.policy` turns an actor into a `Policy`).
 
-Every actor maps `(obs, carry) -> (mean, carry)`, and `initial_carry()` gives the state
-at the start of an episode. An MLP's carry is an empty array; a GRU or LSTM carries its
-hidden state, which the rollout resets where an episode ended (`done`) and PPO re-runs
-over each minibatch's whole sequences from the carry the rollout started with.
+Every actor maps `(obs, carry) -> (mean, carry)` and every critic `(obs, carry) -> (value,
+carry)`; `initial_carry()` gives the state at the start of an episode. An MLP's carry is an
+empty array; a GRU or LSTM carries its hidden state, which is reset where an episode ended
+(`done`), and PPO re-runs each minibatch's whole sequences from the carry the rollout
+started with.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import equinox as eqx
 import jax
@@ -18,15 +20,18 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from ksim.config import opt
 
 Carry = Float[Array, " carry"]
+Out = TypeVar("Out")
+Kind = Literal["mlp", "gru", "lstm"]
 
 
 @dataclass(kw_only=True)
 class NetworkConfig:
     """The actor's and the critic's shapes."""
 
-    actor: Literal["mlp", "gru", "lstm"] = opt("mlp", "actor network: mlp, or recurrent (gru, lstm) with a carry")
+    actor: Kind = opt("mlp", "actor network: mlp, or recurrent (gru, lstm) with a carry")
     actor_hidden: tuple[int, ...] = opt((256, 256), "actor hidden widths per layer, e.g. 256,256", ge=1)
-    critic_hidden: tuple[int, ...] = opt((256, 256), "critic MLP hidden widths", ge=1)
+    critic: Kind = opt("mlp", "value network: mlp, or recurrent (gru, lstm) with a carry")
+    critic_hidden: tuple[int, ...] = opt((256, 256), "critic hidden widths per layer", ge=1)
     init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy", gt=0)
 
 
@@ -48,13 +53,24 @@ class Actor(eqx.Module):
 
     def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
         """Means over one env's time sequence, resetting the carry after each `done` step."""
+        return _scan(self, self.initial_carry(), obs_T, done_T, carry)
 
-        def one(carry: Carry, x: tuple[Array, Array]) -> tuple[Carry, Array]:
-            obs, done = x
-            mean, carry = self(obs, carry)
-            return jnp.where(done, self.initial_carry(), carry), mean
 
-        return jax.lax.scan(one, carry, (obs_T, done_T))[1]
+def _scan(
+    net: Callable[[Array, Carry], tuple[Out, Carry]],
+    initial: Carry,
+    obs_T: Float[Array, "T obs"],
+    done_T: Bool[Array, " T"],
+    carry: Carry,
+) -> Out:
+    """`net`'s outputs over one env's time sequence, its carry back to `initial` after each `done` step."""
+
+    def one(carry: Carry, x: tuple[Array, Array]) -> tuple[Carry, Out]:
+        obs, done = x
+        out, carry = net(obs, carry)
+        return jnp.where(done, initial, carry), out
+
+    return jax.lax.scan(one, carry, (obs_T, done_T))[1]
 
 
 def _mlp(in_size: int, out_size: int, hidden: tuple[int, ...], key: PRNGKeyArray, final_scale: float) -> eqx.nn.MLP:
@@ -98,18 +114,50 @@ class MLPActor(Actor):
         return jax.vmap(self.net)(obs_T)
 
 
-class RecurrentActor(Actor):
-    """A Gaussian actor whose carry is the hidden state of stacked GRU or LSTM cells, then a linear head.
+class Cells(eqx.Module):
+    """Stacked GRU or LSTM cells whose states are one flat carry vector.
 
-    The carry is one flat vector: each layer's hidden state (and, for an LSTM, its cell state)
-    one after another, zeros at the start of an episode.
+    The carry holds each layer's hidden state (and, for an LSTM, its cell state) one after
+    another, zeros at the start of an episode.
     """
 
     cells: tuple[eqx.nn.GRUCell | eqx.nn.LSTMCell, ...]
-    head: eqx.nn.Linear
-    log_std_param: Float[Array, " act"]
     kind: Literal["gru", "lstm"] = eqx.field(static=True)
     sizes: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(self, in_size: int, hidden: tuple[int, ...], kind: Literal["gru", "lstm"], key: PRNGKeyArray) -> None:
+        """Cells of the `hidden` sizes, the first reading `in_size` features."""
+        cell = eqx.nn.GRUCell if kind == "gru" else eqx.nn.LSTMCell
+        ins = (in_size, *hidden[:-1])
+        keys = jax.random.split(key, len(hidden))
+        self.cells = tuple(cell(i, h, key=k) for i, h, k in zip(ins, hidden, keys, strict=True))
+        self.kind, self.sizes = kind, tuple(hidden)
+
+    def initial_carry(self) -> Carry:
+        """Zeros: every layer's state at the start of an episode."""
+        return jnp.zeros(sum(self.sizes) * (1 if self.kind == "gru" else 2))
+
+    def __call__(self, x: Float[Array, " in"], carry: Carry) -> tuple[Float[Array, " out"], Carry]:
+        """The last layer's new hidden state, and the new carry."""
+        states, offset = [], 0
+        for cell, size in zip(self.cells, self.sizes, strict=True):
+            if isinstance(cell, eqx.nn.GRUCell):
+                x = cell(x, carry[offset : offset + size])
+                states.append(x)
+                offset += size
+            else:
+                x, c = cell(x, (carry[offset : offset + size], carry[offset + size : offset + 2 * size]))
+                states += [x, c]
+                offset += 2 * size
+        return x, jnp.concatenate(states)
+
+
+class RecurrentActor(Actor):
+    """A Gaussian actor whose carry is the state of stacked GRU or LSTM cells, then a linear head."""
+
+    core: Cells
+    head: eqx.nn.Linear
+    log_std_param: Float[Array, " act"]
 
     def __init__(
         self,
@@ -121,32 +169,20 @@ class RecurrentActor(Actor):
         kind: Literal["gru", "lstm"] = "gru",
     ) -> None:
         """Cells of the `hidden` sizes reading `obs_size` features, and a head to `act_size` means."""
-        keys = jax.random.split(key, len(hidden) + 1)
-        cell = eqx.nn.GRUCell if kind == "gru" else eqx.nn.LSTMCell
-        ins = (obs_size, *hidden[:-1])
-        self.cells = tuple(cell(i, h, key=k) for i, h, k in zip(ins, hidden, keys[:-1], strict=True))
-        head = eqx.nn.Linear(hidden[-1], act_size, key=keys[-1])
+        core_key, head_key = jax.random.split(key)
+        self.core = Cells(obs_size, hidden, kind, core_key)
+        head = eqx.nn.Linear(hidden[-1], act_size, key=head_key)
         self.head = eqx.tree_at(lambda h: h.weight, head, head.weight * 0.01)  # small initial actions
         self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)
-        self.kind, self.sizes = kind, tuple(hidden)
 
     def initial_carry(self) -> Carry:
         """Zeros: every layer's state at the start of an episode."""
-        return jnp.zeros(sum(self.sizes) * (1 if self.kind == "gru" else 2))
+        return self.core.initial_carry()
 
     def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
         """The action mean from the last layer's new hidden state, and the new carry."""
-        x, states, offset = obs, [], 0
-        for cell, size in zip(self.cells, self.sizes, strict=True):
-            if isinstance(cell, eqx.nn.GRUCell):
-                x = cell(x, carry[offset : offset + size])
-                states.append(x)
-                offset += size
-            else:
-                x, c = cell(x, (carry[offset : offset + size], carry[offset + size : offset + 2 * size]))
-                states += [x, c]
-                offset += 2 * size
-        return self.head(x), jnp.concatenate(states)
+        x, carry = self.core(obs, carry)
+        return self.head(x), carry
 
     @property
     def log_std(self) -> Float[Array, " act"]:
@@ -161,8 +197,42 @@ def make_actor(cfg: NetworkConfig, obs_size: int, act_size: int, key: PRNGKeyArr
     return RecurrentActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, cfg.actor)
 
 
-class MLPCritic(eqx.Module):
-    """A state-value MLP."""
+class Critic(eqx.Module):
+    """A state-value function with the same carry convention as the actors."""
+
+    def initial_carry(self) -> Carry:
+        """The recurrent state at the start of an episode (empty for feed-forward critics)."""
+        raise NotImplementedError
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, ""], Carry]:
+        """The value of one (critic) observation, and the next carry."""
+        raise NotImplementedError
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, " T"]:
+        """Values over one env's time sequence, resetting the carry after each `done` step."""
+        return _scan(self, self.initial_carry(), obs_T, done_T, carry)
+
+    def rollout_values(
+        self, obs_T: Float[Array, "T obs"], next_obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry
+    ) -> tuple[Float[Array, " T"], Float[Array, " T"], Carry]:
+        """Over one env's rollout: V(obs_t), V(the state each step reached) and the carry after the last step.
+
+        The state reached is valued with the carry that has seen `obs_t`, before a `done`
+        resets it: that is the value a truncated episode bootstraps from.
+        """
+
+        def one(carry: Carry, x: tuple[Array, Array, Array]) -> tuple[Carry, tuple[Array, Array]]:
+            obs, next_obs, done = x
+            value, carry = self(obs, carry)
+            next_value, _ = self(next_obs, carry)
+            return jnp.where(done, self.initial_carry(), carry), (value, next_value)
+
+        carry, (value_T, next_value_T) = jax.lax.scan(one, carry, (obs_T, next_obs_T, done_T))
+        return value_T, next_value_T, carry
+
+
+class MLPCritic(Critic):
+    """A feed-forward state-value MLP."""
 
     net: eqx.nn.MLP
 
@@ -170,9 +240,52 @@ class MLPCritic(eqx.Module):
         """An MLP from `obs_size` to a scalar."""
         self.net = _mlp(obs_size, 1, hidden, key, final_scale=1.0)
 
-    def __call__(self, obs: Float[Array, " obs"]) -> Float[Array, ""]:
+    def initial_carry(self) -> Carry:
+        """No recurrent state."""
+        return jnp.zeros(0)
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, ""], Carry]:
         """The value of one (critic) observation."""
-        return self.net(obs)[0]
+        return self.net(obs)[0], carry
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, " T"]:
+        """Without a carry, the steps are independent: one batched call instead of a scan."""
+        return jax.vmap(self.net)(obs_T)[:, 0]
+
+    def rollout_values(
+        self, obs_T: Float[Array, "T obs"], next_obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry
+    ) -> tuple[Float[Array, " T"], Float[Array, " T"], Carry]:
+        """Batched calls: V(obs_t), V(the state each step reached), and the (empty) carry."""
+        return self.sequence(obs_T, done_T, carry), self.sequence(next_obs_T, done_T, carry), carry
+
+
+class RecurrentCritic(Critic):
+    """A state-value function on stacked GRU or LSTM cells, then a linear head."""
+
+    core: Cells
+    head: eqx.nn.Linear
+
+    def __init__(self, obs_size: int, hidden: tuple[int, ...], key: PRNGKeyArray, kind: Literal["gru", "lstm"]) -> None:
+        """Cells of the `hidden` sizes reading `obs_size` features, and a head to one value."""
+        core_key, head_key = jax.random.split(key)
+        self.core = Cells(obs_size, hidden, kind, core_key)
+        self.head = eqx.nn.Linear(hidden[-1], 1, key=head_key)
+
+    def initial_carry(self) -> Carry:
+        """Zeros: every layer's state at the start of an episode."""
+        return self.core.initial_carry()
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, ""], Carry]:
+        """The value from the last layer's new hidden state, and the new carry."""
+        x, carry = self.core(obs, carry)
+        return self.head(x)[0], carry
+
+
+def make_critic(cfg: NetworkConfig, obs_size: int, key: PRNGKeyArray) -> Critic:
+    """The critic `cfg.critic` names, with `cfg.critic_hidden` layers."""
+    if cfg.critic == "mlp":
+        return MLPCritic(obs_size, cfg.critic_hidden, key)
+    return RecurrentCritic(obs_size, cfg.critic_hidden, key, cfg.critic)
 
 
 def gaussian_log_prob(

@@ -16,7 +16,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ksim.config import check_fields, opt
-from ksim.rl.networks import Actor, MLPCritic, gaussian_entropy, gaussian_log_prob
+from ksim.rl.networks import Actor, Critic, gaussian_entropy, gaussian_log_prob
 
 C = TypeVar("C")  # what a minibatch step carries (parameters, optimiser state)
 M = TypeVar("M")  # what it outputs (metrics, losses)
@@ -108,16 +108,17 @@ def with_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
 
 
 def _loss(
-    models: tuple[Actor, MLPCritic],
+    models: tuple[Actor, Critic],
     mb: Batch,
-    carry_B: Array,
+    carry_B: tuple[Array, Array],
     old_log_std: Array,
     cfg: PPOConfig,
     action_mirror: Callable[[Array], Array] | None,
 ) -> tuple[Array, dict[str, Array]]:
     actor, critic = models
     means = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)
-    mean_TB = means(mb.actor_obs, mb.done, carry_B)
+    actor_carry_B, critic_carry_B = carry_B
+    mean_TB = means(mb.actor_obs, mb.done, actor_carry_B)
     log_std = actor.log_std
     log_prob_TB = gaussian_log_prob(mean_TB, log_std, mb.action)
     ratio_TB = jnp.exp(log_prob_TB - mb.log_prob)
@@ -128,7 +129,7 @@ def _loss(
         jnp.minimum(ratio_TB * adv_TB, jnp.clip(ratio_TB, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv_TB)
     )
 
-    value_TB = jax.vmap(jax.vmap(critic))(mb.critic_obs)
+    value_TB = jax.vmap(critic.sequence, in_axes=(1, 1, 0), out_axes=1)(mb.critic_obs, mb.done, critic_carry_B)
     value_err = (value_TB - mb.ret) ** 2
     if cfg.value_clip > 0:
         clipped = mb.value + jnp.clip(value_TB - mb.value, -cfg.value_clip, cfg.value_clip)
@@ -148,7 +149,7 @@ def _loss(
     loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy + cfg.kl_coef * kl
     symmetry_loss = jnp.float32(0.0)
     if cfg.symmetry_loss_coef > 0 and action_mirror is not None and mb.actor_obs_mirror is not None:
-        mirrored_TB = means(mb.actor_obs_mirror, mb.done, carry_B)
+        mirrored_TB = means(mb.actor_obs_mirror, mb.done, actor_carry_B)
         symmetry_loss = jnp.mean(jnp.sum(jnp.square(mirrored_TB - action_mirror(mean_TB)), axis=-1))
         loss = loss + cfg.symmetry_loss_coef * symmetry_loss
     metrics = {
@@ -196,16 +197,16 @@ def minibatch_epochs(
 
 def update(
     actor: Actor,
-    critic: MLPCritic,
+    critic: Critic,
     opt_state: optax.OptState,
     batch: Batch,
-    carry_E: Array,
+    carry_E: tuple[Array, Array],
     old_log_std: Float[Array, " act"],
     rng: PRNGKeyArray,
     cfg: PPOConfig,
     optimizer: optax.GradientTransformation,
     action_mirror: Callable[[Array], Array] | None = None,
-) -> tuple[Actor, MLPCritic, optax.OptState, dict[str, Array]]:
+) -> tuple[Actor, Critic, optax.OptState, dict[str, Array]]:
     """`num_epochs` passes of `num_minibatches` gradient steps; returns the mean of each metric."""
     grad_fn = eqx.filter_value_and_grad(_loss, has_aux=True)
     # scan carries arrays only: the networks' static parts (activations) stay outside
@@ -215,7 +216,8 @@ def update(
         params, opt_state = carry
         models = eqx.combine(params, static)
         mb = jax.tree.map(lambda x: pick_envs(x, slot_G, 1), batch)
-        (_, metrics), grads = grad_fn(models, mb, pick_envs(carry_E, slot_G, 0), old_log_std, cfg, action_mirror)
+        carry_B = jax.tree.map(lambda c: pick_envs(c, slot_G, 0), carry_E)
+        (_, metrics), grads = grad_fn(models, mb, carry_B, old_log_std, cfg, action_mirror)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = eqx.apply_updates(params, updates)
         if cfg.adaptive_lr:

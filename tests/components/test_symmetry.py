@@ -144,9 +144,9 @@ def test_mirrored_steps_keep_the_rollout_log_probs_so_an_asymmetric_policy_stays
     obs = jax.random.normal(keys[0], (T, E, env.actor_layout.size))
     critic_obs = jax.random.normal(keys[1], (T, E, env.critic_layout.size))
     batch = synthetic_batch(learner.actor, obs, critic_obs, keys[2])
-    carry = jnp.zeros((E, 0))
+    carry = (jnp.zeros((E, 0)), jnp.zeros((E, 0)))
     both, carry2 = _with_mirror(learner, batch, carry, obs, critic_obs, mirror, cfg)
-    assert both.action.shape[1] == 2 * E and carry2.shape[0] == 2 * E
+    assert both.action.shape[1] == 2 * E and carry2[0].shape[0] == carry2[1].shape[0] == 2 * E
     np.testing.assert_array_equal(both.log_prob[:, E:], batch.log_prob)  # the rollout's, not re-evaluated
     np.testing.assert_allclose(both.mean[:, E:], mirror.action(batch.mean))
     np.testing.assert_allclose(both.action[:, E:], mirror.action(batch.action))

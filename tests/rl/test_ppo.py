@@ -70,7 +70,7 @@ def test_the_adaptive_learning_rate_stays_in_its_range_and_a_reversed_range_is_r
     batch = synthetic_batch(actor, obs, obs, keys[3])
     optimizer = make_optimizer(cfg)
     opt_state = optimizer.init(eqx.filter((actor, critic), eqx.is_inexact_array))
-    carry = jnp.zeros((E, 0))
+    carry = (jnp.zeros((E, 0)), jnp.zeros((E, 0)))
     *_, metrics = update(actor, critic, opt_state, batch, carry, actor.log_std, keys[0], cfg, optimizer)
     assert 2e-4 <= float(metrics["policy/learning_rate"]) <= 5e-4 * (1 + 1e-6)  # 1e-3 would be kept or raised
     with pytest.raises(ValueError, match="learning_rate_range=0.01,0.001: the first must not exceed the second"):

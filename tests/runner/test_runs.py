@@ -225,12 +225,21 @@ def test_eval_prints_the_summary_line_and_env_writes_a_decodable_mp4(tmp_path):
 
 
 def test_a_recurrent_actor_trains_saves_resumes_evaluates_films_and_exports(tmp_path, capsys):
-    args = [*FAST, f"run_root={tmp_path}", "actor=gru", "actor_hidden=8", "observe=positions"]
+    args = [
+        *FAST,
+        f"run_root={tmp_path}",
+        "actor=gru",
+        "actor_hidden=8",
+        "observe=positions",
+        "critic=lstm",
+        "critic_hidden=4",
+    ]
     run(CartPoleConfig, make_task, "cartpole.py", [*args, "max_steps=2"])
     run_dir = tmp_path / "run_0"
     assert checkpoint.read(run_dir / "checkpoints" / "ckpt_2.eqx")[0]["iteration"] == 2
     resumed = run(CartPoleConfig, make_task, "cartpole.py", [*FAST, f"pretrained={run_dir}", "max_steps=1"])
     assert int(resumed.iteration) == 3 and resumed.actor.initial_carry().shape == (8,)  # the saved config's gru
+    assert resumed.critic.initial_carry().shape == (8,)  # and its lstm critic: hidden and cell state
     metrics = run(CartPoleConfig, make_task, "cartpole.py", ["action=eval", f"pretrained={run_dir}", "eval_seconds=1"])
     assert 0 < metrics["mean_episode_length_s"] <= 1
     # filmed in a subprocess, where MUJOCO_GL can still choose the headless renderer
