@@ -8,8 +8,10 @@ states the student itself reaches), asks the teacher for its mean action at ever
 regresses the student onto it: `num_epochs` passes of `num_minibatches` Adam steps over
 whole per-env sequences, so that a recurrent student learns through its carry.
 
-The result is an ordinary `LearnerState` (the critic is carried along untouched), so its
-checkpoints evaluate, export, view and fine-tune with PPO like any other.
+The student's critic learns alongside, the value of the student's own policy from its
+rollouts' returns (as in PPO, minus the clipping): a fine-tune with PPO then starts from
+a critic that knows the policy rather than from random values. The result is an ordinary
+`LearnerState`, so its checkpoints evaluate, export, view and fine-tune like any other.
 """
 
 from collections.abc import Callable
@@ -24,8 +26,8 @@ from jaxtyping import Array, Float
 from ksim.engine.env import Env
 from ksim.engine.rollout import RolloutState, rollout
 from ksim.engine.state import ObsLayout, Transition
-from ksim.rl.learner import LearnerConfig, LearnerState, adopt_if, all_finite, episode_metrics
-from ksim.rl.networks import Actor
+from ksim.rl.learner import LearnerConfig, LearnerState, adopt_if, all_finite, episode_metrics, value_targets
+from ksim.rl.networks import Actor, Critic
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import minibatch_epochs, pick_envs
 
@@ -77,55 +79,78 @@ def make_distill_step(
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
     student_policy = ActorPolicy.of(env, deterministic=True)
 
-    def loss(actor: Actor, obs_TB: Array, done_TB: Array, carry_B: Array, target_TB: Array) -> Array:
-        mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_TB, done_TB, carry_B)
-        return jnp.mean(jnp.sum(jnp.square(mean_TB - target_TB), axis=-1))
+    def imitation_loss(actor: Actor, mb: dict[str, Array], carry_B: Array) -> Array:
+        mean_TB = jax.vmap(actor.sequence, in_axes=(1, 1, 0), out_axes=1)(mb["obs"], mb["done"], carry_B)
+        return jnp.mean(jnp.sum(jnp.square(mean_TB - mb["target"]), axis=-1))
 
-    grad_fn = eqx.filter_value_and_grad(loss)
+    def value_loss(critic: Critic, mb: dict[str, Array], carry_B: Array) -> Array:
+        value_TB = jax.vmap(critic.sequence, in_axes=(1, 1, 0), out_axes=1)(mb["critic_in"], mb["done"], carry_B)
+        return 0.5 * jnp.mean(jnp.square(value_TB - mb["ret"]))
+
+    # two optimisers, so that one global-norm clip does not let the critic's gradients shrink the actor's
+    fits = (eqx.filter_value_and_grad(imitation_loss), eqx.filter_value_and_grad(value_loss))
 
     def step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
         rollout_rng, epoch_rng, rng = jax.random.split(learner.rng, 3)
-        carry_E = ro.policy_carry
+        carry_E = (ro.policy_carry, ro.value_carry)
         ro, steps = rollout(env, student_policy, learner.policy_params, ro, rollout_rng, cfg.rollout_length)
         traj = steps.transition
         raw_TE = env.actor_layout.flatten(traj.obs)
-        obs_TE = learner.actor_norm(raw_TE)
-        target_TE = teacher.actions(traj)
+        critic_raw_TE = env.critic_layout.flatten(traj.critic_obs)
+        targets = value_targets(learner, env.critic_layout, traj, ro.env.critic_obs, carry_E[1], cfg)
+        ro = eqx.tree_at(lambda r: r.value_carry, ro, targets.carry_E)
+        data = {
+            "obs": learner.actor_norm(raw_TE),
+            "critic_in": targets.critic_in_TE,
+            "done": traj.done,
+            "target": teacher.actions(traj),
+            "ret": targets.return_TE,
+        }
         # the optimiser state is not kept across iterations: each one fits a fresh dataset
-        params, static = eqx.partition(learner.actor, eqx.is_inexact_array)
+        params, static = eqx.partition((learner.actor, learner.critic), eqx.is_inexact_array)
 
-        def minibatch(carry: tuple, slot_G: Array) -> tuple[tuple, Array]:
-            params, opt_state = carry
-            obs_TB, done_TB, target_TB = (pick_envs(x, slot_G, 1) for x in (obs_TE, traj.done, target_TE))
-            value, grads = grad_fn(
-                eqx.combine(params, static), obs_TB, done_TB, pick_envs(carry_E, slot_G, 0), target_TB
-            )
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (eqx.apply_updates(params, updates), opt_state), value
+        def minibatch(carry: tuple, slot_G: Array) -> tuple[tuple, tuple[Array, ...]]:
+            params, opt_states = carry
+            mb = {k: pick_envs(x, slot_G, 1) for k, x in data.items()}
+            out, losses = [], []
+            for fit, p, s, c, st in zip(fits, params, opt_states, carry_E, static, strict=True):
+                loss, grads = fit(eqx.combine(p, st), mb, pick_envs(c, slot_G, 0))
+                updates, s = optimizer.update(grads, s, p)
+                out.append((eqx.apply_updates(p, updates), s))
+                losses.append(loss)
+            return (tuple(p for p, _ in out), tuple(s for _, s in out)), tuple(losses)
 
-        (params, _), losses = minibatch_epochs(
-            minibatch, (params, optimizer.init(params)), env.num_envs, cfg, epoch_rng
+        opt_states = tuple(optimizer.init(p) for p in params)
+        (params, _), (imitation, value) = minibatch_epochs(
+            minibatch, (params, opt_states), env.num_envs, cfg, epoch_rng
         )
         actor_norm = learner.actor_norm.update(raw_TE.reshape(-1, raw_TE.shape[-1]))
+        critic_norm = learner.critic_norm.update(critic_raw_TE.reshape(-1, critic_raw_TE.shape[-1]))
         health = {
-            "health/loss_finite": jnp.all(jnp.isfinite(losses)),
+            "health/loss_finite": jnp.all(jnp.isfinite(imitation)) & jnp.all(jnp.isfinite(value)),
             "health/params_finite": all_finite(params),
-            "health/obs_stats_finite": all_finite(actor_norm),
+            "health/obs_stats_finite": all_finite((actor_norm, critic_norm)),
         }
         # a non-finite fit is not adopted: the runner stops with the last good state
-        actor, actor_norm = adopt_if(
+        actor, critic = eqx.combine(params, static)
+        # the student explores as its teacher ended up doing, should PPO fine-tune it
+        actor = actor.with_log_std(teacher.params.actor.log_std)
+        actor, critic, actor_norm, critic_norm = adopt_if(
             jnp.all(jnp.stack(list(health.values()))),
-            (eqx.combine(params, static), actor_norm),
-            (learner.actor, learner.actor_norm),
+            (actor, critic, actor_norm, critic_norm),
+            (learner.actor, learner.critic, learner.actor_norm, learner.critic_norm),
         )
+        env_steps = learner.env_steps + cfg.rollout_length * env.num_envs
         learner = eqx.tree_at(
-            lambda s: (s.actor, s.actor_norm, s.iteration, s.env_steps, s.rng),
+            lambda s: (s.actor, s.critic, s.actor_norm, s.critic_norm, s.iteration, s.env_steps, s.rng),
             learner,
-            (actor, actor_norm, learner.iteration + 1, learner.env_steps + cfg.rollout_length * env.num_envs, rng),
+            (actor, critic, actor_norm, critic_norm, learner.iteration + 1, env_steps, rng),
         )
         metrics = episode_metrics(steps, env.ctrl_dt) | {
-            "distill/loss_first_epoch": losses[0].mean(),
-            "distill/loss_last_epoch": losses[-1].mean(),
+            "distill/loss_first_epoch": imitation[0].mean(),
+            "distill/loss_last_epoch": imitation[-1].mean(),
+            "loss/value": value.mean(),
+            "value/mean": targets.value_TE.mean(),
         }
         return learner, ro, metrics | health
 

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
+from ksim.engine.state import ObsLayout, Transition
 from ksim.rl.networks import Actor, Critic, NetworkConfig, make_actor, make_critic
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
@@ -121,6 +122,39 @@ def episode_metrics(steps: RolloutStep, ctrl_dt: float) -> dict[str, Array]:
     for name, hit in traj.termination_reasons.items():
         metrics[f"termination/{name}"] = jnp.sum(hit & traj.done) / num_done
     return metrics
+
+
+class ValueTargets(eqx.Module):
+    """The critic's view of one rollout."""
+
+    critic_in_TE: Float[Array, "T E cobs"]  # normalised critic observations
+    value_TE: Float[Array, "T E"]
+    advantage_TE: Float[Array, "T E"]
+    return_TE: Float[Array, "T E"]
+    carry_E: Array  # the critic's carry after the rollout, for the next one
+
+
+def value_targets(
+    learner: LearnerState,
+    layout: ObsLayout,
+    traj: Transition,
+    critic_obs_f: dict[str, Array],
+    carry_E: Array,
+    cfg: PPOConfig,
+) -> ValueTargets:
+    """Values, GAE advantages and returns of a rollout `traj` (T, E) that ended in `critic_obs_f`.
+
+    `carry_E` is the critic's carry at the rollout's start; a truncated step still has a
+    future, so γ·V(the state it reached) is folded into its reward.
+    """
+    critic_in_TE = learner.critic_norm(layout.flatten(traj.critic_obs))
+    reached_in_TE = learner.critic_norm(layout.flatten(traj.critic_obs_t_plus_1))
+    values = jax.vmap(learner.critic.rollout_values, in_axes=(1, 1, 1, 0), out_axes=(1, 1, 0))
+    value_TE, value_t_plus_1_TE, carry_E = values(critic_in_TE, reached_in_TE, traj.done, carry_E)
+    value_t_f_E = jax.vmap(learner.critic)(learner.critic_norm(layout.flatten(critic_obs_f)), carry_E)[0]
+    reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
+    advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)
+    return ValueTargets(critic_in_TE, value_TE, advantage_TE, return_TE, carry_E)
 
 
 def _with_mirror(
@@ -230,16 +264,8 @@ def make_train_step(
 
         actor_obs_TE = env.actor_layout.flatten(traj.obs)
         critic_obs_TE = critic_layout.flatten(traj.critic_obs)
-        critic_in_TE = learner.critic_norm(critic_obs_TE)
-        reached_in_TE = learner.critic_norm(critic_layout.flatten(traj.critic_obs_t_plus_1))
-        values = jax.vmap(learner.critic.rollout_values, in_axes=(1, 1, 1, 0), out_axes=(1, 1, 0))
-        value_TE, value_t_plus_1_TE, value_carry_E = values(critic_in_TE, reached_in_TE, traj.done, carry_E[1])
-        final_in_E = learner.critic_norm(critic_layout.flatten(ro.env.critic_obs))
-        value_t_f_E = jax.vmap(learner.critic)(final_in_E, value_carry_E)[0]
-        ro = eqx.tree_at(lambda r: r.value_carry, ro, value_carry_E)
-        # a truncated step still has a future: fold γ·V(state reached) into its reward
-        reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
-        advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)
+        targets = value_targets(learner, critic_layout, traj, ro.env.critic_obs, carry_E[1], cfg)
+        ro = eqx.tree_at(lambda r: r.value_carry, ro, targets.carry_E)
         # PPO learns the residual over the action prior: a fixed shift of the Gaussian's mean and
         # sample leaves its log-density as it was
         prior_TE = None if env.prior is None else env.prior(actor_obs_TE)
@@ -248,17 +274,17 @@ def make_train_step(
         )
         batch = Batch(
             actor_obs=learner.actor_norm(actor_obs_TE),
-            critic_obs=critic_in_TE,
+            critic_obs=targets.critic_in_TE,
             action=action_TE,
             log_prob=steps.log_prob,
             mean=mean_TE,
             done=traj.done,
-            value=value_TE,
-            advantage=advantage_TE,
-            ret=return_TE,
+            value=targets.value_TE,
+            advantage=targets.advantage_TE,
+            ret=targets.return_TE,
         )
         metrics = episode_metrics(steps, env.ctrl_dt) | {
-            "value/mean": value_TE.mean(),
+            "value/mean": targets.value_TE.mean(),
             "curriculum/level": ro.env.level.mean(),
         }
         if mirror is not None:

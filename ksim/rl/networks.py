@@ -51,6 +51,10 @@ class Actor(eqx.Module):
         """Per-action log standard deviation."""
         raise NotImplementedError
 
+    def with_log_std(self, log_std: Float[Array, " act"]) -> "Actor":
+        """A copy with its action noise (log std) replaced."""
+        return eqx.tree_at(lambda a: a.log_std, self, log_std)
+
     def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
         """Means over one env's time sequence, resetting the carry after each `done` step."""
         return _scan(self, self.initial_carry(), obs_T, done_T, carry)
@@ -125,11 +129,10 @@ class Cells(eqx.Module):
     kind: Literal["gru", "lstm"] = eqx.field(static=True)
     sizes: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, in_size: int, hidden: tuple[int, ...], kind: Literal["gru", "lstm"], key: PRNGKeyArray) -> None:
-        """Cells of the `hidden` sizes, the first reading `in_size` features."""
+    def __init__(self, in_size: int, hidden: tuple[int, ...], kind: Literal["gru", "lstm"], keys: PRNGKeyArray) -> None:
+        """Cells of the `hidden` sizes, the first reading `in_size` features; one key per cell."""
         cell = eqx.nn.GRUCell if kind == "gru" else eqx.nn.LSTMCell
         ins = (in_size, *hidden[:-1])
-        keys = jax.random.split(key, len(hidden))
         self.cells = tuple(cell(i, h, key=k) for i, h, k in zip(ins, hidden, keys, strict=True))
         self.kind, self.sizes = kind, tuple(hidden)
 
@@ -169,9 +172,9 @@ class RecurrentActor(Actor):
         kind: Literal["gru", "lstm"] = "gru",
     ) -> None:
         """Cells of the `hidden` sizes reading `obs_size` features, and a head to `act_size` means."""
-        core_key, head_key = jax.random.split(key)
-        self.core = Cells(obs_size, hidden, kind, core_key)
-        head = eqx.nn.Linear(hidden[-1], act_size, key=head_key)
+        keys = jax.random.split(key, len(hidden) + 1)
+        self.core = Cells(obs_size, hidden, kind, keys[:-1])
+        head = eqx.nn.Linear(hidden[-1], act_size, key=keys[-1])
         self.head = eqx.tree_at(lambda h: h.weight, head, head.weight * 0.01)  # small initial actions
         self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)
 
@@ -267,9 +270,9 @@ class RecurrentCritic(Critic):
 
     def __init__(self, obs_size: int, hidden: tuple[int, ...], key: PRNGKeyArray, kind: Literal["gru", "lstm"]) -> None:
         """Cells of the `hidden` sizes reading `obs_size` features, and a head to one value."""
-        core_key, head_key = jax.random.split(key)
-        self.core = Cells(obs_size, hidden, kind, core_key)
-        self.head = eqx.nn.Linear(hidden[-1], 1, key=head_key)
+        keys = jax.random.split(key, len(hidden) + 1)
+        self.core = Cells(obs_size, hidden, kind, keys[:-1])
+        self.head = eqx.nn.Linear(hidden[-1], 1, key=keys[-1])
 
     def initial_carry(self) -> Carry:
         """Zeros: every layer's state at the start of an episode."""

@@ -1,6 +1,7 @@
 """Distillation (DAgger): a student that sees only the pole's positions learns from a teacher that sees everything."""
 
 import jax
+import numpy as np
 import pytest
 
 from examples.cartpole.cartpole import CartPoleConfig, make_task
@@ -45,6 +46,8 @@ def test_a_gru_student_distilled_from_a_full_state_teacher_balances_from_positio
     assert after >= THRESHOLD, (before, after, fits)
     assert before < THRESHOLD - 0.3
     assert fits[-1] < 0.5 * fits[0], fits
+    # it takes the teacher's action noise, so that a PPO fine-tune explores as the teacher did
+    np.testing.assert_array_equal(student.actor.log_std, teacher.params.actor.log_std)
 
 
 def test_a_teacher_that_sees_what_the_student_task_never_computes_is_a_one_line_error():
