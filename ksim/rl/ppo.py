@@ -44,6 +44,9 @@ class PPOConfig:
     normalize_advantages: bool = opt(True, "standardise advantages per minibatch")
     symmetry_augmentation: bool = opt(False, "add each rollout's left/right mirror image to the dataset")
     symmetry_loss_coef: float = opt(0.0, "weight of the mirror loss |pi(mirror(o)) - mirror(pi(o))|^2 (0: off)", ge=0)
+    freeze_obs_norm: bool = opt(
+        False, "keep the observation statistics as loaded (a distilled student's actions change with new ones)"
+    )
 
     def validate(self) -> None:
         """Raise a one-line error for a NaN, infinite or out-of-range number."""

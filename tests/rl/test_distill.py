@@ -61,3 +61,14 @@ def test_a_teacher_that_sees_what_the_student_task_never_computes_is_a_one_line_
 
 
 ITERATIONS = 30
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_obs_norm_keeps_the_observation_statistics_through_ppo(freeze):
+    cfg = CartPoleConfig(num_envs=4, rollout_length=8, num_minibatches=1, freeze_obs_norm=freeze)
+    env = Env(make_task(cfg), cfg.num_envs, "mujoco")
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    before = np.asarray(learner.actor_norm.mean).copy(), np.asarray(learner.critic_norm.var).copy()
+    learner, _, _ = make_train_step(env, cfg)(learner, start_rollout(env, learner, jax.random.PRNGKey(1)))
+    after = np.asarray(learner.actor_norm.mean), np.asarray(learner.critic_norm.var)
+    assert all(np.array_equal(a, b) == freeze for a, b in zip(before, after, strict=True))
