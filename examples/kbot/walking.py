@@ -60,7 +60,7 @@ class WalkingConfig(common.KBotConfig):
     gait_prior: float = opt(1.0, "amplitude of the legs' swing prior the policy's action is added to (0: off)", ge=0)
     gait_stride: float = opt(0.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
     legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
-    tracking_sigma: float = opt(0.5, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
+    tracking_sigma: float = opt(0.35, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:

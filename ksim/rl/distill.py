@@ -16,6 +16,7 @@ a critic that knows the policy rather than from random values. The result is an 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -88,7 +89,10 @@ def make_distill_step(
         return 0.5 * jnp.mean(jnp.square(value_TB - mb["ret"]))
 
     # two optimisers, so that one global-norm clip does not let the critic's gradients shrink the actor's
-    fits = (eqx.filter_value_and_grad(imitation_loss), eqx.filter_value_and_grad(value_loss))
+    fits: tuple[Callable[..., tuple[Array, Any]], ...] = (
+        eqx.filter_value_and_grad(imitation_loss),
+        eqx.filter_value_and_grad(value_loss),
+    )
 
     def step(learner: LearnerState, ro: RolloutState) -> tuple[LearnerState, RolloutState, dict[str, Array]]:
         rollout_rng, epoch_rng, rng = jax.random.split(learner.rng, 3)
