@@ -85,7 +85,7 @@ def make_distill_step(
         return jnp.mean(jnp.sum(jnp.square(mean_TB - mb["target"]), axis=-1))
 
     def value_loss(critic: Critic, mb: dict[str, Array], carry_B: Array) -> Array:
-        value_TB = jax.vmap(critic.sequence, in_axes=(1, 1, 0), out_axes=1)(mb["critic_in"], mb["done"], carry_B)
+        value_TB = critic.batch_sequence(mb["critic_in"], mb["done"], carry_B)
         return 0.5 * jnp.mean(jnp.square(value_TB - mb["ret"]))
 
     # two optimisers, so that one global-norm clip does not let the critic's gradients shrink the actor's

@@ -149,8 +149,9 @@ def value_targets(
     """
     critic_in_TE = learner.critic_norm(layout.flatten(traj.critic_obs))
     reached_in_TE = learner.critic_norm(layout.flatten(traj.critic_obs_t_plus_1))
-    values = jax.vmap(learner.critic.rollout_values, in_axes=(1, 1, 1, 0), out_axes=(1, 1, 0))
-    value_TE, value_t_plus_1_TE, carry_E = values(critic_in_TE, reached_in_TE, traj.done, carry_E)
+    value_TE, value_t_plus_1_TE, carry_E = learner.critic.batch_rollout_values(
+        critic_in_TE, reached_in_TE, traj.done, carry_E
+    )
     value_t_f_E = jax.vmap(learner.critic)(learner.critic_norm(layout.flatten(critic_obs_f)), carry_E)[0]
     reward_TE = traj.reward + cfg.gamma * value_t_plus_1_TE * traj.truncated
     advantage_TE, return_TE = compute_gae(reward_TE, value_TE, value_t_f_E, traj.done, cfg.gamma, cfg.gae_lambda)

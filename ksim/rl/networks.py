@@ -233,6 +233,23 @@ class Critic(eqx.Module):
         carry, (value_T, next_value_T) = jax.lax.scan(one, carry, (obs_T, next_obs_T, done_T))
         return value_T, next_value_T, carry
 
+    def batch_sequence(
+        self, obs_TE: Float[Array, "T E obs"], done_TE: Bool[Array, "T E"], carry_E: Float[Array, "E carry"]
+    ) -> Float[Array, "T E"]:
+        """`sequence` for every env of a (T, E) batch."""
+        return jax.vmap(self.sequence, in_axes=(1, 1, 0), out_axes=1)(obs_TE, done_TE, carry_E)
+
+    def batch_rollout_values(
+        self,
+        obs_TE: Float[Array, "T E obs"],
+        next_obs_TE: Float[Array, "T E obs"],
+        done_TE: Bool[Array, "T E"],
+        carry_E: Float[Array, "E carry"],
+    ) -> tuple[Float[Array, "T E"], Float[Array, "T E"], Float[Array, "E carry"]]:
+        """`rollout_values` for every env of a (T, E) batch."""
+        values = jax.vmap(self.rollout_values, in_axes=(1, 1, 1, 0), out_axes=(1, 1, 0))
+        return values(obs_TE, next_obs_TE, done_TE, carry_E)
+
 
 class MLPCritic(Critic):
     """A feed-forward state-value MLP."""
@@ -260,6 +277,28 @@ class MLPCritic(Critic):
     ) -> tuple[Float[Array, " T"], Float[Array, " T"], Carry]:
         """Batched calls: V(obs_t), V(the state each step reached), and the (empty) carry."""
         return self.sequence(obs_T, done_T, carry), self.sequence(next_obs_T, done_T, carry), carry
+
+    # over a (T, E) batch, one call of the net on every step at once, as before critics had carries
+    # (the same XLA program, so feed-forward training runs bit for bit as they did)
+    def batch_sequence(
+        self, obs_TE: Float[Array, "T E obs"], done_TE: Bool[Array, "T E"], carry_E: Float[Array, "E carry"]
+    ) -> Float[Array, "T E"]:
+        """`sequence` for every env of a (T, E) batch."""
+        return jax.vmap(jax.vmap(lambda o: self.net(o)[0]))(obs_TE)
+
+    def batch_rollout_values(
+        self,
+        obs_TE: Float[Array, "T E obs"],
+        next_obs_TE: Float[Array, "T E obs"],
+        done_TE: Bool[Array, "T E"],
+        carry_E: Float[Array, "E carry"],
+    ) -> tuple[Float[Array, "T E"], Float[Array, "T E"], Float[Array, "E carry"]]:
+        """`rollout_values` for every env of a (T, E) batch."""
+        return (
+            self.batch_sequence(obs_TE, done_TE, carry_E),
+            self.batch_sequence(next_obs_TE, done_TE, carry_E),
+            carry_E,
+        )
 
 
 class RecurrentCritic(Critic):

@@ -132,7 +132,7 @@ def _loss(
         jnp.minimum(ratio_TB * adv_TB, jnp.clip(ratio_TB, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv_TB)
     )
 
-    value_TB = jax.vmap(critic.sequence, in_axes=(1, 1, 0), out_axes=1)(mb.critic_obs, mb.done, critic_carry_B)
+    value_TB = critic.batch_sequence(mb.critic_obs, mb.done, critic_carry_B)
     value_err = (value_TB - mb.ret) ** 2
     if cfg.value_clip > 0:
         clipped = mb.value + jnp.clip(value_TB - mb.value, -cfg.value_clip, cfg.value_clip)

@@ -1,11 +1,14 @@
 """The visualizer's key handling and session logic, without a window."""
 
+import jax
 import numpy as np
 import pytest
 
 from examples.kbot.standing import StandingConfig, make_task
 from ksim.engine.env import Env
 from ksim.engine.rollout import ZeroPolicy
+from ksim.rl.learner import init_learner
+from ksim.rl.policy import ActorPolicy
 from ksim.utils.interactive.base import Controls, Key, SimSession
 from ksim.utils.interactive.plot import RewardPlot
 
@@ -85,3 +88,17 @@ def test_reward_plot_is_a_valid_png_written_atomically(tmp_path):
         image.verify()
     assert [p.name for p in tmp_path.iterdir()] == ["rewards.png"]  # no temp file left behind
     assert len(plot.terms["total"]) == 50
+
+
+def test_a_recurrent_policy_steps_with_its_carry_and_reset_restarts_it():
+    cfg = StandingConfig(actor="gru", actor_hidden=(8,))
+    env = Env(make_task(cfg), 1, "mujoco")
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    gru = SimSession(env, ActorPolicy.of(env, deterministic=True), learner.policy_params)
+    assert not np.any(gru.state.policy_carry)
+    for _ in range(3):
+        assert gru.tick() is not None
+    assert gru.state.policy_carry.shape == (1, 8) and np.any(gru.state.policy_carry)  # the carry moved
+    gru.controls.press(Key.R)
+    gru.apply_controls()
+    assert not np.any(gru.state.policy_carry)
