@@ -61,7 +61,8 @@ class WalkingConfig(common.KBotConfig):
     gait_stride: float = opt(0.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
     legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
     yaw_tracking: float = opt(1.0, "weight of the yaw-rate tracking reward (the linear one's is 2)", ge=0)
-    tracking_sigma: float = opt(0.35, "width of the velocity-tracking kernels exp(-err²/sigma²) (m/s, rad/s)", gt=0)
+    tracking_sigma: float = opt(0.35, "width of the linear-velocity tracking kernel exp(-err²/sigma²) (m/s)", gt=0)
+    yaw_sigma: float = opt(0.35, "width of the yaw-rate tracking kernel exp(-err²/sigma²) (rad/s)", gt=0)
 
 
 def make_task(cfg: WalkingConfig) -> ksim.Task:
@@ -88,7 +89,7 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
         rewards=[
             StayAlive(scale=cfg.stay_alive),
             LinearVelocityTracking(scale=2.0, sigma=cfg.tracking_sigma),
-            AngularVelocityTracking(scale=cfg.yaw_tracking, sigma=cfg.tracking_sigma),
+            AngularVelocityTracking(scale=cfg.yaw_tracking, sigma=cfg.yaw_sigma),
             Upright(scale=0.5),
             *([FeetPhase(clearance=0.08, scale=cfg.feet_phase), FeetContactMatch(scale=0.5)] if clock else []),
             *([GaitReference(swing=common.SWING, scale=cfg.gait_reference)] if clock and cfg.gait_reference else []),
