@@ -55,7 +55,7 @@ def test_a_mirrored_kbot_stepped_with_mirrored_actions_stays_the_mirror_image(ba
     # env 1 becomes the mirror image of env 0
     qpos, qvel = np.array(state.physics.qpos), np.array(state.physics.qvel)
     qpos[1], qvel[1] = qpos_m(qpos[0]), qvel_m(qvel[0])
-    # jitted: run op by op, MJX's reset added ~30 s to this test (117 s -> 86 s alone on two cores)
+    # jitted: run op by op, MJX's reset is a large share of this test's time on a CPU
     reset = jax.jit(jax.vmap(lambda d, p, q, v: env.backend.reset_where(jnp.bool_(True), d, p, q, v)))
     state = eqx.tree_at(lambda s: s.physics, state, reset(state.physics, state.params, qpos, qvel))
     actions = 0.5 * jax.random.normal(jax.random.key(1), (60, KBOT.nu))
