@@ -149,7 +149,7 @@ def make_distill_step(
             lambda s: (s.actor, s.critic, s.actor_norm, s.critic_norm, s.iteration, s.env_steps, s.rng),
             learner,
             (actor, critic, actor_norm, critic_norm, learner.iteration + 1, env_steps, rng),
-        )
+        ).advance_average(cfg.policy_average_iters)
         metrics = episode_metrics(steps, env.ctrl_dt) | {
             "distill/loss_first_epoch": imitation[0].mean(),
             "distill/loss_last_epoch": imitation[-1].mean(),

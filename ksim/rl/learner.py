@@ -17,6 +17,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ksim.config import opt
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
 from ksim.engine.state import ObsLayout, Transition
@@ -38,7 +39,11 @@ HEALTH = {
 
 @dataclass(kw_only=True)
 class LearnerConfig(PPOConfig, NetworkConfig):
-    """What the learner needs: PPO's numbers and the networks' shapes."""
+    """What the learner needs: PPO's numbers, the networks' shapes and the policy average."""
+
+    policy_average_iters: int = opt(
+        0, "eval, videos and export act with the policy's weights averaged over ~this many iterations (0: off)", ge=0
+    )
 
 
 class LearnerState(eqx.Module):
@@ -52,11 +57,32 @@ class LearnerState(eqx.Module):
     iteration: Int[Array, ""]
     env_steps: Float[Array, ""]  # float: int32 overflows after 2^31 steps
     rng: PRNGKeyArray
+    # an exponential moving average of `policy_params` (None: off). Rollouts act with the live
+    # policy; the average, which no longer jitters from update to update, is the one handed out
+    averaged: PolicyParams | None = None
 
     @property
     def policy_params(self) -> PolicyParams:
-        """What the actor policy acts with."""
+        """What the actor policy acts with in training rollouts."""
         return PolicyParams(self.actor, self.actor_norm)
+
+    @property
+    def eval_params(self) -> PolicyParams:
+        """What eval, videos, export and distillation act with: the averaged policy, if kept."""
+        return self.policy_params if self.averaged is None else self.averaged
+
+    def with_average(self, on: bool) -> "LearnerState":
+        """The state with an average (started from the live policy where it had none), or without one."""
+        # a copy: the live arrays and the average are donated to the train step side by side
+        start = self.averaged if self.averaged is not None else _copy_arrays(self.policy_params)
+        averaged = start if on else None
+        return eqx.tree_at(lambda s: s.averaged, self, averaged, is_leaf=lambda x: x is None)
+
+    def advance_average(self, iters: int) -> "LearnerState":
+        """The average moved one update towards the live policy (an EMA over ~`iters` updates), if kept."""
+        if self.averaged is None:
+            return self
+        return eqx.tree_at(lambda s: s.averaged, self, moving_average(self.averaged, self.policy_params, iters))
 
 
 class _Collected(eqx.Module):
@@ -86,7 +112,7 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
         iteration=jnp.int32(0),
         env_steps=jnp.float32(0.0),
         rng=rng,
-    )
+    ).with_average(cfg.policy_average_iters > 0)
 
 
 def start_rollout(env: Env, learner: LearnerState, rng: PRNGKeyArray, cluster: Cluster | None = None) -> RolloutState:
@@ -224,6 +250,18 @@ def adopt_if(ok: Array, new: T, old: T) -> T:
     return eqx.combine(jax.tree.map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays), static)
 
 
+def _copy_arrays(tree: T) -> T:
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.tree.map(jnp.copy, arrays), static)
+
+
+def moving_average(average: T, new: T, iters: int) -> T:
+    """One step of an exponential moving average over ~`iters` steps, on the float arrays of `average`."""
+    averaged, static = eqx.partition(average, eqx.is_inexact_array)
+    step = jax.tree.map(lambda a, b: a + (b - a) / iters, averaged, eqx.filter(new, eqx.is_inexact_array))
+    return eqx.combine(step, static)
+
+
 def all_finite(tree: object) -> Array:
     """Whether every float array in `tree` is free of NaN and inf."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))]
@@ -324,7 +362,8 @@ def make_train_step(
             iteration=learner.iteration + 1,
             env_steps=learner.env_steps + cfg.rollout_length * total_envs,
             rng=c.rng,
-        )
+            averaged=learner.averaged,
+        ).advance_average(cfg.policy_average_iters)
         health = {
             "health/loss_finite": jnp.isfinite(metrics["loss/total"]),
             "health/params_finite": all_finite((actor, critic, opt_state)),

@@ -90,8 +90,11 @@ def load_learner(env: Env, cfg: RunConfig) -> tuple[LearnerState, Path]:
         if header.get("joints") != list(env.index.joint_names):
             raise checkpoint.CheckpointError(f"{path} was trained on the joints {header.get('joints')}, not these")
 
-    learner, _ = checkpoint.load(path, init_learner(env, cfg, jax.random.PRNGKey(cfg.seed)), check)
-    return learner, path
+    like = init_learner(env, cfg, jax.random.PRNGKey(cfg.seed))
+    # the file decides whether it holds an averaged policy; the config, whether the learner keeps one
+    like = like.with_average(bool(checkpoint.read(path)[0].get("policy_average")))
+    learner, _ = checkpoint.load(path, like, check)
+    return learner.with_average(cfg.policy_average_iters > 0), path
 
 
 def policy_for(env: Env, cfg: RunConfig) -> tuple[Policy, Any, str]:
@@ -101,7 +104,7 @@ def policy_for(env: Env, cfg: RunConfig) -> tuple[Policy, Any, str]:
     if not cfg.pretrained:
         exit_on_error(f"action={cfg.action} needs pretrained=<run dir> (or policy=zero for the baseline)")
     learner, path = load_learner(env, cfg)
-    return ActorPolicy.of(env, cfg.deterministic), learner.policy_params, str(path)
+    return ActorPolicy.of(env, cfg.deterministic), learner.eval_params, str(path)
 
 
 def run(cls: type[C], make_task: Callable[[C], Task], task_file: str, argv: list[str] | None = None) -> Any:
@@ -214,7 +217,7 @@ def _distill(cfg: RunConfig, task: Task, runs_root: Path, make_task: Callable[[R
         exit_on_error(f"teacher={cfg.teacher}: actor={teacher_cfg.actor}; a teacher must be feed-forward (actor=mlp)")
     print(f"teacher: {path} (observes {', '.join(teacher_env.actor_layout.names)})")
     env = Env(task, cfg.num_envs, cfg.physics_backend, cfg.nthread)
-    step = make_distill_step(env, cfg, Teacher(teacher_learner.policy_params, teacher_env.actor_layout))
+    step = make_distill_step(env, cfg, Teacher(teacher_learner.eval_params, teacher_env.actor_layout))
     run_dir = new_run_dir(runs_root)
     (run_dir / "config.json").write_text(cfg.to_json())
     video = VideoWriter(lambda: Env(task, 1, cfg.physics_backend, cfg.nthread), cfg) if cfg.video_every_iters else None
@@ -261,13 +264,13 @@ def _export(cfg: RunConfig, task: Task, task_name: str) -> Path:
     learner, path = load_learner(env, cfg)
     header = checkpoint.read(path)[0] | {"file": path.name}
     folder = Path(cfg.export_dir).expanduser() if cfg.export_dir else path.parent.parent / "export" / path.stem
-    error = export(env, learner.policy_params, header, task_name, folder)
+    error = export(env, learner.eval_params, header, task_name, folder)
     print(f"onnx matches the JAX actor to {error:.2g} (max |action difference|, 256 random observations)")
     print(f"exported: {folder}")
     if cfg.action == "sim2sim":
         from ksim.runner.sim2sim import sim2sim
 
-        report = sim2sim(cfg, task, learner.policy_params, folder)
+        report = sim2sim(cfg, task, learner.eval_params, folder)
         print(report)
         (path.parent.parent / "sim2sim.md").write_text(report)
         print(f"written: {path.parent.parent / 'sim2sim.md'}")

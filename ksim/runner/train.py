@@ -53,6 +53,7 @@ def save(run_dir: Path, learner: LearnerState, cfg: RunConfig, env: Env, started
         "actor_observations": env.actor_layout.to_json(),
         "critic_observations": env.critic_layout.to_json(),
         "joints": list(env.index.joint_names),
+        "policy_average": learner.averaged is not None,
     }
     return checkpoint.save(run_dir, int(learner.iteration), learner, header, cfg.keep_checkpoints)
 
@@ -156,7 +157,7 @@ class VideoWriter:
                 env, ActorPolicy.of(env, True), cfg.video_seconds, cfg.video_fps, cfg.video_size
             )
         try:
-            self.recorder(learner.policy_params, learner.rng, path)
+            self.recorder(learner.eval_params, learner.rng, path)
             print(f"video: {path}", flush=True)
         except Exception as err:  # no OpenGL: keep training, say how to fix it once
             self.enabled = False
