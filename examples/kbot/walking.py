@@ -50,6 +50,7 @@ class WalkingConfig(common.KBotConfig):
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
     gait_frequency: tuple[float, float] = opt((1.2, 1.6), "gait clock frequency range (cycles/s)", gt=0)
     symmetry_augmentation: bool = opt(False)
+    policy_average_iters: int = opt(64)
     gait_clock: bool = opt(True, "a gait clock in the observation and the feet-phase and contact rewards on it")
     curriculum: Literal["commands+pushes", "pushes", "off"] = opt(
         "commands+pushes", "what the curriculum level scales (it rises with survival)"
