@@ -39,6 +39,7 @@ class KBotConfig(RunConfig):
     init_action_std: float = opt(1.0)
     action_scale: float = opt(0.25, "joint-target offset (rad) per unit of action", gt=0)
     privileged_actor: bool = opt(False, "the actor also sees the privileged observations (a distillation teacher)")
+    legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
 
 
 LEGS = tuple(f"{side}_{j}" for side in ("left", "right") for j in ("hip_pitch", "hip_roll", "hip_yaw", "knee", "ankle"))

@@ -44,7 +44,7 @@ def make_task(cfg: StandingConfig) -> ksim.Task:
     """Stand: upright, at height, near the stance, smoothly, whatever the pushes do."""
     return ksim.Task(
         model_path=common.SCENE,
-        actuators=common.actuators(cfg.action_scale),
+        actuators=common.actuators(cfg.action_scale, legs_only=cfg.legs_only),
         observations=common.actor_observations(cfg.privileged_actor),
         critic_observations=common.critic_observations(cfg.privileged_actor),
         rewards=[

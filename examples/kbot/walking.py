@@ -60,7 +60,6 @@ class WalkingConfig(common.KBotConfig):
     gait_reference: float = opt(0.0, "weight of the legs' joint-reference reward on the gait clock (0: off)", ge=0)
     gait_prior: float = opt(1.0, "amplitude of the legs' swing prior the policy's action is added to (0: off)", ge=0)
     gait_stride: float = opt(0.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
-    legs_only: bool = opt(False, "the policy drives the 10 leg joints; the arms hold the stance")
     yaw_tracking: float = opt(1.0, "weight of the yaw-rate tracking reward (the linear one's is 2)", ge=0)
     tracking_sigma: float = opt(0.35, "width of the linear-velocity tracking kernel exp(-err²/sigma²) (m/s)", gt=0)
     yaw_sigma: float = opt(0.35, "width of the yaw-rate tracking kernel exp(-err²/sigma²) (rad/s)", gt=0)

@@ -41,13 +41,13 @@ def evaluate(
     reasons = {name: np.zeros_like(done_TE) for name in names}
     velocity = meta["commands"].get("velocity", {}).get("kind") == "velocity" and robot.base_dof is not None
     command_TE3 = np.zeros((num_steps, episodes, 3))
-    lin_err_TE, ang_err_TE = np.zeros((num_steps, episodes)), np.zeros((num_steps, episodes))
+    error_TE3 = np.zeros((num_steps, episodes, 3))
     for e in range(episodes):
         episode = robot.reset(policy.initial_carry)
         for t in range(num_steps):
             if velocity:  # the command against the velocity at the start of the step, as action=eval measures
                 command_TE3[t, e] = episode.commands["velocity"]
-                lin_err_TE[t, e], ang_err_TE[t, e] = robot.velocity_errors(episode.commands["velocity"])
+                error_TE3[t, e] = robot.velocity_error(episode.commands["velocity"])
             obs, carry = robot.observe(episode), episode.carry
             action, episode.carry = policy(obs, carry)
             if log is not None:
@@ -64,7 +64,7 @@ def evaluate(
     print(file=sys.stderr)
     metrics = summary.survival(done_TE, terminated_TE, reasons, meta["ctrl_dt"])
     if velocity:
-        metrics |= summary.tracking(command_TE3, lin_err_TE, ang_err_TE, summary.live_steps(done_TE))
+        metrics |= summary.tracking(command_TE3, error_TE3, summary.live_steps(done_TE), meta["ctrl_dt"])
     return metrics
 
 

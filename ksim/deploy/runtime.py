@@ -269,7 +269,7 @@ class Robot:
             return episode.steps >= round(spec["max_seconds"] / self.meta["ctrl_dt"])
         raise ValueError(f"termination check {check!r} is unknown to this runtime")
 
-    def velocity_errors(self, command: np.ndarray) -> tuple[float, float]:
-        """|command − base velocity| in the base frame: planar linear (m/s) and yaw rate (rad/s)."""
+    def velocity_error(self, command: np.ndarray) -> np.ndarray:
+        """The command (vx, vy, wz) minus the base's planar velocity and yaw rate, in the base frame."""
         linear, angular = self.base_velocity()
-        return float(np.linalg.norm(command[:2] - linear[:2])), float(abs(command[2] - angular[2]))
+        return command - np.array([linear[0], linear[1], angular[2]])

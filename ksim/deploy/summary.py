@@ -29,28 +29,60 @@ def live_steps(done_TE: np.ndarray) -> np.ndarray:
     return ~(np.cumsum(done_TE, axis=0) - done_TE > 0)
 
 
-def tracking(
-    command_TE3: np.ndarray, lin_err_TE: np.ndarray, ang_err_TE: np.ndarray, live_TE: np.ndarray
-) -> dict[str, float]:
+def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray, ctrl_dt: float) -> dict[str, float]:
     """Mean tracking errors, overall and per command kind, beside those of a robot that stands still.
 
-    A step's kind is `still` when its command (vx, vy, wz) is below 0.05 in norm, else the
-    largest of |vx| (forward), |vy| (sideways) and |wz| (turning).
+    `error_TE3` is the command minus the base velocity (vx, vy, wz) in the base frame. A step's
+    kind is `still` when its command is below 0.05 in norm, else the largest of |vx| (forward),
+    |vy| (sideways) and |wz| (turning). The `cycle` errors are those of the velocity averaged over
+    `CYCLE_SECONDS` (about one gait cycle), so the sway of each step does not count: they tell
+    "does not follow" from "sways while following".
     """
     moving_TE = np.linalg.norm(command_TE3, axis=-1) >= 0.05
     kind_TE = np.where(moving_TE, np.argmax(np.abs(command_TE3), axis=-1), 3)
     errors = {
-        "lin_vel": lin_err_TE,
-        "ang_vel": ang_err_TE,
+        "lin_vel": np.linalg.norm(error_TE3[..., :2], axis=-1),
+        "ang_vel": np.abs(error_TE3[..., 2]),
         "lin_vel_still": np.linalg.norm(command_TE3[..., :2], axis=-1),  # a robot standing still
         "ang_vel_still": np.abs(command_TE3[..., 2]),
     }
-    out = {f"{k}_error": float(np.sum(v * live_TE) / max(live_TE.sum(), 1)) for k, v in errors.items()}
+    out = {f"{k}_error": _mean(v, live_TE) for k, v in errors.items()}
     for i, kind in enumerate(KINDS):
-        mask_TE = live_TE & (kind_TE == i)
         for k in ("lin_vel", "ang_vel"):
-            out[f"{k}_error_{kind}"] = float(np.sum(errors[k] * mask_TE) / mask_TE.sum()) if mask_TE.any() else math.nan
+            out[f"{k}_error_{kind}"] = _mean(errors[k], live_TE & (kind_TE == i))
+    mean_error_TE3, window_TE = _window_mean(command_TE3, error_TE3, live_TE, round(CYCLE_SECONDS / ctrl_dt))
+    out["lin_vel_cycle_error"] = _mean(np.linalg.norm(mean_error_TE3[..., :2], axis=-1), window_TE)
+    out["ang_vel_cycle_error"] = _mean(np.abs(mean_error_TE3[..., 2]), window_TE)
     return out
+
+
+CYCLE_SECONDS = 0.7  # one stride of a walking humanoid (K-Bot's gait clock: 1.2-1.6 Hz)
+
+
+def _mean(value_TE: np.ndarray, mask_TE: np.ndarray) -> float:
+    return float(np.sum(value_TE * mask_TE) / mask_TE.sum()) if mask_TE.any() else math.nan
+
+
+def _window_mean(
+    command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The error averaged over the `width` steps centred on each step, and where that window is whole.
+
+    A window is whole when it lies inside the env's first episode and holds one command, so the
+    mean error is the command minus the mean velocity.
+    """
+    half = max(width // 2, 1)
+    num_steps = error_TE3.shape[0]
+    cum_TE3 = np.concatenate([np.zeros_like(error_TE3[:1]), np.cumsum(error_TE3, axis=0)])
+    changed_TE = np.concatenate([np.zeros_like(live_TE[:1]), np.any(np.diff(command_TE3, axis=0) != 0, axis=-1)])
+    changes_TE = np.concatenate([np.zeros_like(changed_TE[:1], int), np.cumsum(changed_TE, axis=0)])
+    t = np.arange(half, num_steps - half)  # centres of windows [t - half, t + half]
+    mean_TE3 = np.zeros_like(error_TE3)
+    whole_TE = np.zeros_like(live_TE)
+    mean_TE3[t] = (cum_TE3[t + half + 1] - cum_TE3[t - half]) / (2 * half + 1)
+    # live is a prefix of each env's steps, so the window's last step decides; no command change inside
+    whole_TE[t] = live_TE[t + half] & (changes_TE[t + half + 1] - changes_TE[t - half + 1] == 0)
+    return mean_TE3, whole_TE
 
 
 def summary_line(metrics: dict[str, float]) -> str:

@@ -44,11 +44,10 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
         tr = step.transition
         out = {"done": tr.done, "terminated": tr.terminated, "reasons": tr.termination_reasons}
         if tracks_velocity and base is not None:
-            # the command against the base velocity (in the base frame) at the start of the step
-            lin_E = jax.vmap(base.linear_velocity)(state_t.env.physics)
-            ang_E = jax.vmap(base.angular_velocity)(state_t.env.physics)
-            out["lin_err"] = jnp.linalg.norm(tr.command["velocity"][:, :2] - lin_E[:, :2], axis=-1)
-            out["ang_err"] = jnp.abs(tr.command["velocity"][:, 2] - ang_E[:, 2])
+            # the command minus the base velocity (in the base frame) at the start of the step
+            lin_E3 = jax.vmap(base.linear_velocity)(state_t.env.physics)
+            ang_E3 = jax.vmap(base.angular_velocity)(state_t.env.physics)
+            out["error"] = tr.command["velocity"] - jnp.concatenate([lin_E3[:, :2], ang_E3[:, 2:]], axis=-1)
             out["command"] = tr.command["velocity"]
         return out
 
@@ -56,7 +55,7 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
     done_TE = np.asarray(rec["done"])
     reasons = {k: np.asarray(v) for k, v in rec["reasons"].items()}
     metrics = summary.survival(done_TE, np.asarray(rec["terminated"]), reasons, env.ctrl_dt)
-    if "lin_err" in rec:
-        command_TE3, lin_err_TE, ang_err_TE = (np.asarray(rec[k]) for k in ("command", "lin_err", "ang_err"))
-        metrics |= summary.tracking(command_TE3, lin_err_TE, ang_err_TE, summary.live_steps(done_TE))
+    if "error" in rec:
+        live_TE = summary.live_steps(done_TE)
+        metrics |= summary.tracking(np.asarray(rec["command"]), np.asarray(rec["error"]), live_TE, env.ctrl_dt)
     return metrics

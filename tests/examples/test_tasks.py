@@ -56,6 +56,7 @@ def test_walking_eval_reports_errors_per_command_kind_beside_those_of_standing_s
     metrics = run(walking.WalkingConfig, walking.make_task, walking.__file__, args)
     for kind in ("forward", "sideways", "turning", "still"):
         assert f"lin_vel_error_{kind}" in metrics and f"ang_vel_error_{kind}" in metrics
+    assert metrics["lin_vel_cycle_error"] >= 0 and metrics["ang_vel_cycle_error"] >= 0
     # in its first second the zero-action robot barely moves, so its errors are those of standing still
     assert metrics["lin_vel_still_error"] > 0.1
     assert abs(metrics["lin_vel_error"] - metrics["lin_vel_still_error"]) < 0.1
