@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 KINDS = ("forward", "sideways", "turning", "still")
+CYCLE_SECONDS = 0.7  # the cycle errors' window: one stride of a walking humanoid (K-Bot's gait clock: 1.2-1.6 Hz)
 
 
 def survival(
@@ -56,9 +57,6 @@ def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray
     return out
 
 
-CYCLE_SECONDS = 0.7  # one stride of a walking humanoid (K-Bot's gait clock: 1.2-1.6 Hz)
-
-
 def _mean(value_TE: np.ndarray, mask_TE: np.ndarray) -> float:
     return float(np.sum(value_TE * mask_TE) / mask_TE.sum()) if mask_TE.any() else math.nan
 
@@ -66,7 +64,7 @@ def _mean(value_TE: np.ndarray, mask_TE: np.ndarray) -> float:
 def _window_mean(
     command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The error averaged over the `width` steps centred on each step, and where that window is whole.
+    """The error averaged over the window of 2·(width // 2) + 1 steps centred on each step, and where it is whole.
 
     A window is whole when it lies inside the env's first episode and holds one command, so the
     mean error is the command minus the mean velocity.
