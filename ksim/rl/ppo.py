@@ -54,6 +54,14 @@ class PPOConfig:
         low, high = self.learning_rate_range
         if low > high:
             raise ValueError(f"learning_rate_range={low},{high}: the first must not exceed the second")
+        # the rate moves on the KL read before each gradient step, and the first step of an update
+        # reads the rollout policy itself (KL 0: up by 1.5); with two steps it could never come down
+        steps = self.num_epochs * self.num_minibatches
+        if self.adaptive_lr and steps < 3:
+            raise ValueError(
+                f"num_epochs={self.num_epochs} x num_minibatches={self.num_minibatches}: adaptive_lr needs at least "
+                "3 gradient steps per update (the first one's KL is always 0); raise one of them, or adaptive_lr=false"
+            )
 
 
 class Batch(eqx.Module):

@@ -89,6 +89,7 @@ def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
         rollout_length=8,
         num_minibatches=2,
         num_epochs=1,
+        adaptive_lr=False,
         symmetry_augmentation=True,
         symmetry_loss_coef=0.5,
         actor_hidden=(32, 32),

@@ -14,7 +14,15 @@ from ksim.runner import checkpoint, resolve_config, run
 from ksim.runner.main import load_learner, policy_for
 from ksim.runner.train import save
 
-FAST = ["num_envs=16", "rollout_length=8", "num_minibatches=2", "num_epochs=1", "compile_cache=", "video_every_iters=0"]
+FAST = [
+    "num_envs=16",
+    "rollout_length=8",
+    "num_minibatches=2",
+    "num_epochs=1",
+    "adaptive_lr=false",
+    "compile_cache=",
+    "video_every_iters=0",
+]
 
 
 def _leaves(tree):
@@ -22,7 +30,9 @@ def _leaves(tree):
 
 
 def test_the_average_moves_a_quarter_of_the_way_to_each_update_with_a_horizon_of_four():
-    cfg = CartPoleConfig(num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1, policy_average_iters=4)
+    cfg = CartPoleConfig(
+        num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1, adaptive_lr=False, policy_average_iters=4
+    )
     env = Env(make_task(cfg), cfg.num_envs, "mujoco")
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
     assert learner.averaged is not None

@@ -75,3 +75,22 @@ def test_the_adaptive_learning_rate_stays_in_its_range_and_a_reversed_range_is_r
     assert 2e-4 <= float(metrics["policy/learning_rate"]) <= 5e-4 * (1 + 1e-6)  # 1e-3 would be kept or raised
     with pytest.raises(ValueError, match="learning_rate_range=0.01,0.001: the first must not exceed the second"):
         PPOConfig(learning_rate_range=(1e-2, 1e-3)).validate()
+
+
+def test_an_update_of_one_step_reads_a_kl_of_zero_so_the_adaptive_rate_needs_three_steps():
+    # one step reads the rollout policy itself: its KL is 0, so the rate can only rise
+    cfg = PPOConfig(num_minibatches=1, num_epochs=1, learning_rate=1e-3)
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    actor, critic = MLPActor(3, 2, (8, 8), 1.0, keys[0]), MLPCritic(3, (8, 8), keys[1])
+    obs = jax.random.normal(keys[2], (4, 4, 3))
+    optimizer = make_optimizer(cfg)
+    opt_state = optimizer.init(eqx.filter((actor, critic), eqx.is_inexact_array))
+    carry = (jnp.zeros((4, 0)), jnp.zeros((4, 0)))
+    batch = synthetic_batch(actor, obs, obs, keys[3])
+    *_, metrics = update(actor, critic, opt_state, batch, carry, actor.log_std, keys[0], cfg, optimizer)
+    assert float(metrics["policy/kl"]) < 1e-6
+    assert float(metrics["policy/learning_rate"]) == pytest.approx(1.5e-3)
+    with pytest.raises(ValueError, match="num_epochs=2 x num_minibatches=1: adaptive_lr needs at least 3"):
+        PPOConfig(num_epochs=2, num_minibatches=1).validate()
+    PPOConfig(num_epochs=2, num_minibatches=1, adaptive_lr=False).validate()
+    PPOConfig(num_epochs=3, num_minibatches=1).validate()

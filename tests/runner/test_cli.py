@@ -47,6 +47,7 @@ def test_fixed_length_tuples_check_their_length():
         (["num_envs=10", "num_minibatches=4"], "num_minibatches=4 must divide num_envs=10"),
         (["learning_rate=nan"], "learning_rate=nan: must be a finite number"),
         (["learning_rate_range=1e-2,1e-3"], "learning_rate_range=0.01,0.001: the first must not exceed the second"),
+        (["num_epochs=1", "num_minibatches=2"], "num_epochs=1 x num_minibatches=2: adaptive_lr needs at least 3"),
         (["gamma=inf"], "gamma=inf: must be a finite number"),
         (["eval_num_envs=0"], "eval_num_envs=0: must be >= 1"),
         (["video_size=10"], "video_size='10': expected 2 comma-separated values (int,int)"),

@@ -25,7 +25,15 @@ from ksim.runner import checkpoint, resolve_config, run
 from ksim.runner.video import VideoRecorder
 
 ROOT = Path(__file__).parents[2]
-FAST = ["num_envs=16", "rollout_length=8", "num_minibatches=2", "num_epochs=1", "compile_cache=", "video_every_iters=0"]
+FAST = [
+    "num_envs=16",
+    "rollout_length=8",
+    "num_minibatches=2",
+    "num_epochs=1",
+    "adaptive_lr=false",
+    "compile_cache=",
+    "video_every_iters=0",
+]
 
 
 def _leaves(tree):
@@ -41,7 +49,7 @@ def test_train_save_and_resume_restore_the_whole_learner(tmp_path):
     assert sorted(checkpoint.list_checkpoints(run_dir)) == [4, 5]  # every 2 and at the end, newest 2 kept
     assert not list((run_dir / "checkpoints").glob("*.tmp"))
 
-    cfg = CartPoleConfig(num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1)
+    cfg = CartPoleConfig(num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1, adaptive_lr=False)
     like = init_learner(Env(make_task(cfg), 16, "mujoco"), cfg, jax.random.PRNGKey(123))
     loaded, header = checkpoint.load(checkpoint.resolve(run_dir, None)[1], like)
     assert header["iteration"] == 5 and int(loaded.iteration) == 5
