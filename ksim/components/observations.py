@@ -179,6 +179,9 @@ class FootContact(Observation):
 
     def _bind(self, model: mujoco.MjModel) -> None:
         self._ids = np.array([sensor_slice(model, s, self.name).start for s in self.sensors], np.int32)
+        # a touch sensor sits on a site; its body is the foot (eval reads the feet's positions)
+        sensor_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SENSOR, s) for s in self.sensors]
+        self.bodies = np.array([model.site_bodyid[model.sensor_objid[i]] for i in sensor_ids], np.int32)
 
     def observe(self, ctx: StepContext) -> Float[Array, " feet"]:
         """One contact flag per foot."""

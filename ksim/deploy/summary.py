@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 KINDS = ("forward", "sideways", "turning", "still")
-CYCLE_SECONDS = 0.7  # the cycle errors' window: one stride of a walking humanoid (K-Bot's gait clock: 1.2-1.6 Hz)
+CYCLE_SECONDS = 0.7  # the cycle errors' window: one stride of a walking humanoid (K-Bot's gait clock: 1.4-1.8 Hz)
 
 
 def survival(
@@ -55,6 +55,27 @@ def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray
     out["lin_vel_cycle_error"] = _mean(np.linalg.norm(mean_error_TE3[..., :2], axis=-1), window_TE)
     out["ang_vel_cycle_error"] = _mean(np.abs(mean_error_TE3[..., 2]), window_TE)
     return out
+
+
+def gait(
+    contact_TEF: np.ndarray, foot_xy_TEF2: np.ndarray, command_TE3: np.ndarray, live_TE: np.ndarray, ctrl_dt: float
+) -> dict[str, float]:
+    """How the feet move: the share of steps with every foot in the air, and their speed told to stand or to move.
+
+    `contact_TEF` flags each foot's ground contact and `foot_xy_TEF2` is its horizontal world
+    position at the start of each step. A step's foot speed is the mean over feet of the distance
+    to the next step's position over `ctrl_dt`, on steps whose next step is in the same (first)
+    episode. Still steps are those whose command is below 0.05 in norm, as in `tracking`.
+    """
+    airborne_TE = ~np.any(contact_TEF > 0.5, axis=-1)
+    speed_TE = np.linalg.norm(np.diff(foot_xy_TEF2, axis=0), axis=-1).mean(axis=-1) / ctrl_dt
+    paired_TE = live_TE[1:]  # live is a prefix of each env's steps: step t's successor is live iff t did not end it
+    still_TE = np.linalg.norm(command_TE3[:-1], axis=-1) < 0.05
+    return {
+        "feet_airborne": _mean(airborne_TE, live_TE),
+        "feet_speed_still": _mean(speed_TE, paired_TE & still_TE),
+        "feet_speed_moving": _mean(speed_TE, paired_TE & ~still_TE),
+    }
 
 
 def _mean(value_TE: np.ndarray, mask_TE: np.ndarray) -> float:

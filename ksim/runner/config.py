@@ -97,6 +97,8 @@ PER_LAUNCH_FIELDS = (
     "max_steps",
     "policy",
     "teacher",
+    # where this launch writes a new run (one trained elsewhere must not write into the trainer's folders)
+    "run_root",
     # a checkpoint resumes on any number of devices and processes
     "devices",
     "coordinator",

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from ksim.components import FootContact
 from ksim.deploy import summary
 from ksim.engine.env import Env
 from ksim.engine.rollout import Policy, RolloutState, RolloutStep, init_rollout, rollout
@@ -35,10 +36,11 @@ def episodes(
 
 
 def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyArray) -> dict[str, float]:
-    """Over each env's first episode (up to `seconds`): survival rate, mean length and tracking errors."""
+    """Over each env's first episode (up to `seconds`): survival rate, mean length, tracking errors and feet."""
     num_steps = math.ceil(seconds / env.ctrl_dt)
     base = env.index.base
     tracks_velocity = base is not None and "velocity" in [c.name for c in env.commands]
+    feet = next((o for o in env.observations + env.critic_observations if isinstance(o, FootContact)), None)
 
     def record(state_t: RolloutState, step: RolloutStep) -> dict:
         tr = step.transition
@@ -49,13 +51,19 @@ def measure(env: Env, policy: Policy, params: Any, seconds: float, rng: PRNGKeyA
             ang_E3 = jax.vmap(base.angular_velocity)(state_t.env.physics)
             out["error"] = tr.command["velocity"] - jnp.concatenate([lin_E3[:, :2], ang_E3[:, 2:]], axis=-1)
             out["command"] = tr.command["velocity"]
+        if tracks_velocity and feet is not None:
+            out["contact"] = tr.critic_obs[feet.name]
+            out["feet_xy"] = state_t.env.physics.xpos[:, feet.bodies, :2]
         return out
 
     rec = jax.device_get(episodes(env, policy, num_steps, record, "eval rollout")(params, rng))
     done_TE = np.asarray(rec["done"])
     reasons = {k: np.asarray(v) for k, v in rec["reasons"].items()}
     metrics = summary.survival(done_TE, np.asarray(rec["terminated"]), reasons, env.ctrl_dt)
+    live_TE = summary.live_steps(done_TE)
     if "error" in rec:
-        live_TE = summary.live_steps(done_TE)
         metrics |= summary.tracking(np.asarray(rec["command"]), np.asarray(rec["error"]), live_TE, env.ctrl_dt)
+    if "contact" in rec:
+        contact, feet_xy, command = (np.asarray(rec[k]) for k in ("contact", "feet_xy", "command"))
+        metrics |= summary.gait(contact, feet_xy, command, live_TE, env.ctrl_dt)
     return metrics

@@ -44,3 +44,20 @@ def test_cycle_windows_hold_one_command_and_stay_inside_the_first_episode():
     # only windows wholly after the lag would read 0; those holding part of it read at most 0.3·10/width
     assert 0 < m["lin_vel_cycle_error"] <= 0.3 * 10 / width + 1e-6
     assert abs(m["lin_vel_error"] - 0.3 * 10 / 150) < 1e-9
+
+
+def test_gait_counts_flight_steps_and_foot_speed_told_to_stand_or_to_move():
+    num_steps = 100
+    command_TE3 = np.zeros((num_steps, 1, 3))
+    command_TE3[50:, 0, 0] = 0.5  # stand for 1 s, then walk
+    contact_TEF = np.ones((num_steps, 1, 2))
+    contact_TEF[60:65, 0, :] = 0.0  # both feet up for 5 steps
+    foot_xy_TEF2 = np.zeros((num_steps, 1, 2, 2))
+    foot_xy_TEF2[50:, 0, :, 0] = 0.01 * np.arange(num_steps - 50)[:, None]  # 0.5 m/s while walking
+    live_TE = np.ones((num_steps, 1), bool)
+    live_TE[90:] = False  # the episode ended at step 89; the next one's feet jump back
+    foot_xy_TEF2[90:] = 0.0
+    m = summary.gait(contact_TEF, foot_xy_TEF2, command_TE3, live_TE, CTRL_DT)
+    assert abs(m["feet_airborne"] - 5 / 90) < 1e-9
+    assert m["feet_speed_still"] == 0.0
+    assert abs(m["feet_speed_moving"] - 0.5) < 1e-9  # the jump back at the reset is not counted

@@ -41,3 +41,6 @@ def test_pretrained_walking_follows_commands_better_than_standing_still():
     # the still errors are those of a robot that stands perfectly still (the mean commanded speeds)
     assert trained["lin_vel_error"] < 0.8 * trained["lin_vel_still_error"], trained
     assert trained["ang_vel_error"] < 0.8 * trained["ang_vel_still_error"], trained
+    # an alternating gait (issue 14: both feet up in at most 5% of steps), and feet that slow down when told to stand
+    assert trained["feet_airborne"] <= 0.05, trained
+    assert trained["feet_speed_still"] < 0.5 * trained["feet_speed_moving"], trained

@@ -141,6 +141,12 @@ def test_a_config_saved_before_a_setting_existed_says_which_defaults_it_takes(ru
     assert "['entropy_coef']" in capsys.readouterr().out
 
 
+def test_a_saved_run_root_is_not_inherited(run_dir):
+    # the run was trained with run_root=<its tmp folder>; a later launch writes where it is told, or beside the task
+    assert json.loads((run_dir / "config.json").read_text())["run_root"]
+    assert resolve_config(CartPoleConfig, [f"pretrained={run_dir}"]).run_root is None
+
+
 def test_a_checkpoint_of_other_observations_is_refused_naming_the_difference(run_dir, capsys):
     def renamed(cfg):
         task = make_task(cfg)
