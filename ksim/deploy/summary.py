@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 KINDS = ("forward", "sideways", "turning", "still")
+STILL_COMMAND = 0.05  # a command below this norm asks to stand still (tracking's `still` kind, gait's still steps)
 CYCLE_SECONDS = 0.7  # the cycle errors' window: one stride of a walking humanoid (K-Bot's gait clock: 1.4-1.8 Hz)
 
 
@@ -34,12 +35,12 @@ def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray
     """Mean tracking errors, overall and per command kind, beside those of a robot that stands still.
 
     `error_TE3` is the command minus the base velocity (vx, vy, wz) in the base frame. A step's
-    kind is `still` when its command is below 0.05 in norm, else the largest of |vx| (forward),
+    kind is `still` when its command is below `STILL_COMMAND` in norm, else the largest of |vx| (forward),
     |vy| (sideways) and |wz| (turning). The `cycle` errors are those of the velocity averaged over
     `CYCLE_SECONDS` (about one gait cycle), so the sway of each step does not count: they tell
     "does not follow" from "sways while following".
     """
-    moving_TE = np.linalg.norm(command_TE3, axis=-1) >= 0.05
+    moving_TE = np.linalg.norm(command_TE3, axis=-1) >= STILL_COMMAND
     kind_TE = np.where(moving_TE, np.argmax(np.abs(command_TE3), axis=-1), 3)
     errors = {
         "lin_vel": np.linalg.norm(error_TE3[..., :2], axis=-1),
@@ -65,12 +66,12 @@ def gait(
     `contact_TEF` flags each foot's ground contact and `foot_xy_TEF2` is its horizontal world
     position at the start of each step. A step's foot speed is the mean over feet of the distance
     to the next step's position over `ctrl_dt`, on steps whose next step is in the same (first)
-    episode. Still steps are those whose command is below 0.05 in norm, as in `tracking`.
+    episode. Still steps are those whose command is below `STILL_COMMAND` in norm.
     """
     airborne_TE = ~np.any(contact_TEF > 0.5, axis=-1)
     speed_TE = np.linalg.norm(np.diff(foot_xy_TEF2, axis=0), axis=-1).mean(axis=-1) / ctrl_dt
     paired_TE = live_TE[1:]  # live is a prefix of each env's steps: step t's successor is live iff t did not end it
-    still_TE = np.linalg.norm(command_TE3[:-1], axis=-1) < 0.05
+    still_TE = np.linalg.norm(command_TE3[:-1], axis=-1) < STILL_COMMAND
     return {
         "feet_airborne": _mean(airborne_TE, live_TE),
         "feet_speed_still": _mean(speed_TE, paired_TE & still_TE),
