@@ -49,8 +49,8 @@ class WalkingConfig(common.KBotConfig):
     max_turn: float = opt(0.8, "largest turning-rate command (rad/s)", ge=0)
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
     # 1.4-1.8 Hz with yaw_sigma 0.25: of three hours on 2 cores (seeds 0-2), two met every walking goal
-    # and one missed the yaw goal by 0.017 rad/s; with 1.2-1.6 Hz and 0.35, three of eight barely turned
-    # (bench/RESULTS.md, sessions 17-23)
+    # and one missed the yaw goal by 0.017 rad/s; with 1.2-1.6 Hz and 0.35, three of eight barely turned;
+    # the stride sweep (gait_stride 1) then met every goal within 30 minutes (bench/RESULTS.md, sessions 17-24)
     gait_frequency: tuple[float, float] = opt((1.4, 1.8), "gait clock frequency range (cycles/s)", gt=0)
     symmetry_augmentation: bool = opt(False)
     policy_average_iters: int = opt(64)
@@ -62,7 +62,7 @@ class WalkingConfig(common.KBotConfig):
     feet_phase: float = opt(1.0, "weight of the feet-phase reward (swing height on the gait clock)", ge=0)
     gait_reference: float = opt(0.0, "weight of the legs' joint-reference reward on the gait clock (0: off)", ge=0)
     gait_prior: float = opt(1.0, "amplitude of the legs' swing prior the policy's action is added to (0: off)", ge=0)
-    gait_stride: float = opt(0.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
+    gait_stride: float = opt(1.0, "scale of the prior's command-driven leg sweep (0: the prior steps in place)", ge=0)
     yaw_tracking: float = opt(1.0, "weight of the yaw-rate tracking reward (the linear one's is 2)", ge=0)
     tracking_sigma: float = opt(0.35, "width of the linear-velocity tracking kernel exp(-err²/sigma²) (m/s)", gt=0)
     yaw_sigma: float = opt(0.25, "width of the yaw-rate tracking kernel exp(-err²/sigma²) (rad/s)", gt=0)
