@@ -50,7 +50,8 @@ class WalkingConfig(common.KBotConfig):
     episode_seconds: float = opt(20.0, "episode length before truncation (s)", gt=0)
     # 1.4-1.8 Hz with yaw_sigma 0.25: of three hours on 2 cores (seeds 0-2), two met every walking goal
     # and one missed the yaw goal by 0.017 rad/s; with 1.2-1.6 Hz and 0.35, three of eight barely turned;
-    # the stride sweep (gait_stride 1) then met every goal within 30 minutes (bench/RESULTS.md, sessions 17-24)
+    # the stride sweep (gait_stride 1) then met every goal in an hour of 40 M env-steps; at 16-20 M it
+    # missed yaw (0.25-0.26 rad/s) like the others (bench/RESULTS.md, sessions 17-25)
     gait_frequency: tuple[float, float] = opt((1.4, 1.8), "gait clock frequency range (cycles/s)", gt=0)
     symmetry_augmentation: bool = opt(False)
     policy_average_iters: int = opt(64)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -77,6 +78,16 @@ class Cluster:
     def is_main(self) -> bool:
         """Whether this process writes the run directory (process 0)."""
         return jax.process_index() == 0
+
+    def anyone(self, flag: bool) -> bool:
+        """Whether `flag` is set on any process (every process must call this at the same point).
+
+        A stop that one process alone acts on would leave the others waiting in the next
+        step's collectives until their heartbeats end them; agreeing first stops them together.
+        """
+        if self.num_processes == 1:
+            return flag
+        return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
     @property
     def envs(self) -> NamedSharding:

@@ -105,7 +105,10 @@ def train(
     stop = StopRequest()
     started = last_save = time.time()
     try:
-        while not stop.requested and (target is None or int(learner.iteration) < target):
+        # one SIGINT/SIGTERM to any process (e.g. a scheduler's to all) stops every process at one iteration
+        while not (cluster.anyone(stop.requested) if cluster else stop.requested) and (
+            target is None or int(learner.iteration) < target
+        ):
             marks.clear()
             t0 = time.perf_counter()
             learner, rollout_state, metrics = train_step(learner, rollout_state)

@@ -6,6 +6,7 @@ a subprocess.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -116,3 +117,22 @@ def test_envs_that_do_not_divide_over_the_devices_are_a_one_line_error():
     out = native.communicate(timeout=120)[0]
     assert native.returncode == 2
     assert "physics_backend=mujoco steps a process's envs on its own CPU threads" in out.strip().splitlines()[-1]
+
+
+def test_ctrl_c_to_one_process_stops_both_at_one_iteration_and_saves(tmp_path):
+    procs = _two_processes(tmp_path, "max_steps=100000", "save_every_iters=1000")
+    deadline = time.time() + 300
+    assert procs[0].stdout is not None
+    for line in procs[0].stdout:
+        if " it 3 " in line or time.time() > deadline:
+            break
+    procs[1].send_signal(signal.SIGINT)  # the process that writes nothing: its stop must reach process 0
+    try:
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    saved = list((tmp_path / "runs" / "run_0" / "checkpoints").glob("ckpt_*.eqx"))
+    assert len(saved) == 1 and int(saved[0].stem.split("_")[1]) >= 3, saved  # the stop's iteration, not a periodic save
+    assert "saved" in outputs[0].strip().splitlines()[-1]
