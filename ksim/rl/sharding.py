@@ -82,8 +82,8 @@ class Cluster:
     def anyone(self, flag: bool) -> bool:
         """Whether `flag` is set on any process (every process must call this at the same point).
 
-        A stop that one process alone acts on would leave the others waiting in the next
-        step's collectives until their heartbeats end them; agreeing first stops them together.
+        A stop that one process alone acts on leaves the others waiting in the next step's
+        collectives (over a minute, measured, when it exits cleanly); agreeing first stops all.
         """
         if self.num_processes == 1:
             return flag
