@@ -44,6 +44,15 @@ def _two_processes(tmp_path: Path, *args: str) -> list[subprocess.Popen]:
     ]
 
 
+def _wait_for_iteration_3(proc: subprocess.Popen) -> None:
+    # training is under way once process 0 logs iterations
+    deadline = time.time() + 300
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " it 3 " in line or time.time() > deadline:
+            break
+
+
 def test_two_devices_train_like_one_with_the_same_global_batch(tmp_path):
     # The 2-device update averages gradients and statistics across devices, so it differs from
     # the 1-device one only in float32 summation order: measured 3.7e-7 at most after 3
@@ -88,11 +97,7 @@ def test_two_processes_train_the_cartpole_write_one_run_and_resume_on_one(tmp_pa
 
 def test_a_dead_process_ends_the_other_within_seconds(tmp_path):
     procs = _two_processes(tmp_path, "max_steps=100000", "save_every_iters=5")
-    deadline = time.time() + 300
-    assert procs[0].stdout is not None
-    for line in procs[0].stdout:  # training is under way once process 0 logs iterations
-        if " it 3 " in line or time.time() > deadline:
-            break
+    _wait_for_iteration_3(procs[0])
     procs[1].kill()
     killed = time.time()
     try:
@@ -121,11 +126,7 @@ def test_envs_that_do_not_divide_over_the_devices_are_a_one_line_error():
 
 def test_ctrl_c_to_one_process_stops_both_at_one_iteration_and_saves(tmp_path):
     procs = _two_processes(tmp_path, "max_steps=100000", "save_every_iters=1000")
-    deadline = time.time() + 300
-    assert procs[0].stdout is not None
-    for line in procs[0].stdout:
-        if " it 3 " in line or time.time() > deadline:
-            break
+    _wait_for_iteration_3(procs[0])
     procs[1].send_signal(signal.SIGINT)  # the process that writes nothing: its stop must reach process 0
     try:
         outputs = [p.communicate(timeout=60)[0] for p in procs]
