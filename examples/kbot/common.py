@@ -61,10 +61,11 @@ STRIDE = (
 )
 
 
-def stride(amplitude: float = 1.0) -> tuple[dict[str, tuple[float, float, float]], ...]:
-    """`STRIDE` with every gain times `amplitude`."""
+def stride(amplitude: float = 1.0, turn: float = 1.0) -> tuple[dict[str, tuple[float, float, float]], ...]:
+    """`STRIDE` with every gain times `amplitude`, and the turning (wz) gains times `turn` as well."""
     return tuple(
-        {joint: (amplitude * x, amplitude * y, amplitude * w) for joint, (x, y, w) in leg.items()} for leg in STRIDE
+        {joint: (amplitude * x, amplitude * y, amplitude * turn * w) for joint, (x, y, w) in leg.items()}
+        for leg in STRIDE
     )
 
 

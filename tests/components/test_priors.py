@@ -85,6 +85,21 @@ def test_the_stride_carries_each_planted_foot_back_at_the_commanded_speed():
         c.GaitPrior(swing=SWING, stride=STRIDE[:1]).bind(KBOT)
 
 
+def test_gait_turn_scales_only_the_turning_sweep():
+    names = list(ModelIndex.of(KBOT).joint_names)
+    yaw = [names.index(f"{side}_hip_yaw") for side in ("left", "right")]
+    obs = _joint_obs(np.pi, (0.4, 0.2, 0.5))
+    offsets = []
+    for turn in (1.0, 2.0):
+        prior = walking.make_task(walking.WalkingConfig(gait_turn=turn, **SMALL)).action_prior
+        assert prior is not None
+        offsets.append(np.asarray(prior.bind(KBOT).joint_offsets(obs)))
+    assert np.all(np.abs(offsets[0][yaw]) > 0.01)
+    np.testing.assert_allclose(offsets[1][yaw], 2 * offsets[0][yaw], rtol=1e-6)
+    others = np.setdiff1d(np.arange(len(names)), yaw)
+    np.testing.assert_allclose(offsets[1][others], offsets[0][others], rtol=1e-6)
+
+
 def test_the_gait_prior_is_its_own_mirror_image(env):
     assert env.prior is not None
     mirror = env.mirrors()
