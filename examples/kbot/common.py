@@ -55,6 +55,7 @@ SWING = (
 # ~1.4 Hz a planted foot travels ±v/(4f) ≈ ±0.18·v against the hip; the hip pitch moves the foot
 # 0.54 m/rad fore-aft, the hip roll 0.49 m/rad sideways, and the hip yaw turns it 0.94 rad/rad. The
 # right pitch axis points the other way (SPEC §6); roll and yaw turn both feet the same way.
+# Walking doubles the yaw gains by default (`gait_turn`): at 1× runs turned only after 20-30 M env-steps.
 STRIDE = (
     {"left_hip_pitch": (0.33, 0.0, 0.0), "left_hip_roll": (0.0, 0.36, 0.0), "left_hip_yaw": (0.0, 0.0, 0.19)},
     {"right_hip_pitch": (-0.33, 0.0, 0.0), "right_hip_roll": (0.0, 0.36, 0.0), "right_hip_yaw": (0.0, 0.0, 0.19)},
