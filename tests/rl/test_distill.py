@@ -12,6 +12,9 @@ from ksim.rl.policy import ActorPolicy
 from ksim.runner.evaluate import measure
 
 THRESHOLD = 0.9  # survival over 5 s, as in test_learning
+# DAgger iterations: at 30 the student balanced on one VM and not on another (0% survival, the
+# fit still falling); at 60 student seeds 3 and 5 both balance on the VM where 30 failed
+ITERATIONS = 60
 
 
 def _survival(env: Env, params) -> float:
@@ -58,9 +61,6 @@ def test_a_teacher_that_sees_what_the_student_task_never_computes_is_a_one_line_
     blind = Env(make_task(CartPoleConfig(observe="positions")), 2, "mujoco")  # no privileged critic
     with pytest.raises(DistillError, match="the teacher observes 'cart_vel' \\(1\\), which the student's task"):
         make_distill_step(blind, CartPoleConfig(num_envs=2, num_minibatches=1), teacher)
-
-
-ITERATIONS = 30
 
 
 @pytest.mark.parametrize("freeze", [False, True])
