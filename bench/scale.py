@@ -56,6 +56,23 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def _run_pinned(commands: list[list[str]]) -> list[str]:
+    """Run `python <command i>` pinned to core i, all at once; their outputs, or raise with process 0's."""
+    procs = [
+        subprocess.Popen(
+            ["taskset", "-c", str(i), sys.executable, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i, command in enumerate(commands)
+    ]
+    outputs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(outputs[0][-2000:])
+    return outputs
+
+
 def measure(processes: int, envs_per_process: int, iterations: int) -> float:
     """Median training env-steps/s (all envs) of one run with `processes` pinned processes."""
     root = tempfile.mkdtemp(prefix="ksim-scale-")
@@ -69,19 +86,12 @@ def measure(processes: int, envs_per_process: int, iterations: int) -> float:
     ]
     if processes > 1:
         common += [f"coordinator=127.0.0.1:{_port()}", f"num_processes={processes}"]
-    procs = [
-        subprocess.Popen(
-            ["taskset", "-c", str(i), sys.executable, "-m", "examples.kbot.standing", *common]
-            + ([f"process_id={i}"] if processes > 1 else []),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(processes)
-    ]
-    outputs = [p.communicate()[0] for p in procs]
-    if any(p.returncode for p in procs):
-        raise RuntimeError(outputs[0][-2000:])
+    outputs = _run_pinned(
+        [
+            ["-m", "examples.kbot.standing", *common] + ([f"process_id={i}"] if processes > 1 else [])
+            for i in range(processes)
+        ]
+    )
     rates = [float(v) * (1000 if k else 1) for v, k in RATE.findall(outputs[0])]
     return statistics.median(rates[2:])
 
@@ -89,18 +99,7 @@ def measure(processes: int, envs_per_process: int, iterations: int) -> float:
 def agreement_seconds(calls: int) -> float:
     """Median seconds of one stop agreement (`Cluster.anyone`) between two pinned processes."""
     address = f"127.0.0.1:{_port()}"
-    procs = [
-        subprocess.Popen(
-            ["taskset", "-c", str(i), sys.executable, "-c", _AGREEMENT, address, str(i), str(calls)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = [p.communicate()[0] for p in procs]
-    if any(p.returncode for p in procs):
-        raise RuntimeError(outputs[0][-2000:])
+    outputs = _run_pinned([["-c", _AGREEMENT, address, str(i), str(calls)] for i in range(2)])
     return float(outputs[0].split()[-1])
 
 

@@ -12,8 +12,8 @@ from ksim.rl.policy import ActorPolicy
 from ksim.runner.evaluate import measure
 
 THRESHOLD = 0.9  # survival over 5 s, as in test_learning
-# DAgger iterations: at 30 the student balanced on one VM and not on another (0% survival, the
-# fit still falling); at 60 student seeds 3 and 5 both balance on the VM where 30 failed
+# DAgger iterations: at 30 the student balanced on one VM and not on another (0% survival); at 60
+# student seeds 3 and 5 both balance on the VM where 30 failed
 ITERATIONS = 60
 
 
