@@ -21,7 +21,7 @@ from ksim.config import opt
 from ksim.engine.env import Env, Mirrors
 from ksim.engine.rollout import RolloutState, RolloutStep, init_rollout, rollout
 from ksim.engine.state import ObsLayout, Transition
-from ksim.rl.networks import Actor, Critic, NetworkConfig, make_actor, make_critic
+from ksim.rl.networks import Actor, Critic, Mirror, NetworkConfig, make_actor, make_critic
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import ActorPolicy, PolicyParams
 from ksim.rl.ppo import Batch, PPOConfig, compute_gae, make_optimizer, update
@@ -100,7 +100,11 @@ def init_learner(env: Env, cfg: LearnerConfig, rng: PRNGKeyArray) -> LearnerStat
     """Fresh models sized from the env's observation layouts (no hard-coded sizes)."""
     actor_size, critic_size = env.actor_layout.size, env.critic_layout.size
     actor_key, critic_key, rng = jax.random.split(rng, 3)
-    actor = make_actor(cfg, actor_size, env.model.nu, actor_key)
+    mirrors = None
+    if cfg.actor_mirrored:
+        m = env.mirrors()
+        mirrors = (Mirror.of(m.actor_obs.perm, m.actor_obs.sign), Mirror.of(m.action.perm, m.action.sign))
+    actor = make_actor(cfg, actor_size, env.model.nu, actor_key, mirrors)
     critic = make_critic(cfg, critic_size, critic_key)
     opt_state = make_optimizer(cfg).init(eqx.filter((actor, critic), eqx.is_inexact_array))
     return LearnerState(
@@ -287,7 +291,8 @@ def make_train_step(
     cfg.validate()
     optimizer = make_optimizer(cfg)
     policy, critic_layout = ActorPolicy.of(env), env.critic_layout
-    mirror = env.mirrors() if cfg.symmetry_augmentation or cfg.symmetry_loss_coef > 0 else None
+    # a mirrored actor needs the normalisers to see both halves (its mirror acts on normalised obs)
+    mirror = env.mirrors() if cfg.symmetry_augmentation or cfg.symmetry_loss_coef > 0 or cfg.actor_mirrored else None
     per_process = _per_process(env, cluster)
     total_envs = env.num_envs * (cluster.num_devices if per_process and cluster else 1)
 

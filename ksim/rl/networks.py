@@ -8,13 +8,14 @@ started with.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ksim.config import opt
@@ -33,6 +34,9 @@ class NetworkConfig:
     critic: Kind = opt("mlp", "value network: mlp, or recurrent (gru, lstm) with a carry")
     critic_hidden: tuple[int, ...] = opt((256, 256), "critic hidden widths per layer", ge=1)
     init_action_std: float = opt(0.5, "initial standard deviation of the Gaussian policy", gt=0)
+    actor_mirrored: bool = opt(
+        False, "average the actor with its own left/right mirror image: a symmetric policy by construction"
+    )
 
 
 class Actor(eqx.Module):
@@ -193,11 +197,75 @@ class RecurrentActor(Actor):
         return self.log_std_param
 
 
-def make_actor(cfg: NetworkConfig, obs_size: int, act_size: int, key: PRNGKeyArray) -> Actor:
-    """The actor `cfg.actor` names, with `cfg.actor_hidden` layers."""
-    if cfg.actor == "mlp":
-        return MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
-    return RecurrentActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, cfg.actor)
+class Mirror(eqx.Module):
+    """A signed permutation `x ↦ sign * x[perm]` held as constants of the program (no parameters to train)."""
+
+    perm: tuple[int, ...] = eqx.field(static=True)
+    sign: tuple[float, ...] = eqx.field(static=True)
+
+    @staticmethod
+    def of(perm: Sequence[int] | np.ndarray, sign: Sequence[float] | np.ndarray) -> "Mirror":
+        """The mirror of these index and sign arrays."""
+        return Mirror(tuple(int(i) for i in perm), tuple(float(x) for x in sign))
+
+    def __call__(self, x: Float[Array, "... n"]) -> Float[Array, "... n"]:
+        """The mirror image of `x`."""
+        return x[..., jnp.asarray(self.perm)] * jnp.asarray(self.sign, dtype=x.dtype)
+
+
+class MirroredActor(Actor):
+    """An actor equal to its own mirror image: mean(o) = ½(f(o) + M_a f(M_o o)).
+
+    Then mean(M_o o) = M_a mean(o) for every o, and the log std, averaged with its
+    permutation, gives each joint its partner's noise. The mirrors act on normalised
+    observations, which commute with them when the normaliser's statistics are themselves
+    mirror-symmetric (the learner shows it both halves of every rollout). Feed-forward only:
+    a mirrored recurrent actor would need a second carry.
+    """
+
+    inner: MLPActor
+    obs_mirror: Mirror
+    act_mirror: Mirror
+
+    def initial_carry(self) -> Carry:
+        """No recurrent state."""
+        return self.inner.initial_carry()
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
+        """The mean of the inner actor's action and its mirror image's, mirrored back."""
+        return 0.5 * (self.inner.net(obs) + self.act_mirror(self.inner.net(self.obs_mirror(obs)))), carry
+
+    @property
+    def log_std(self) -> Float[Array, " act"]:
+        """The inner log std averaged over each joint and its partner."""
+        log_std = self.inner.log_std
+        return 0.5 * (log_std + log_std[jnp.asarray(self.act_mirror.perm)])
+
+    def with_log_std(self, log_std: Float[Array, " act"]) -> "Actor":
+        """A copy whose inner log std is `log_std` (its symmetric part is the noise acted with)."""
+        return eqx.tree_at(lambda a: a.inner.log_std_param, self, log_std)
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
+        """Independent steps: one batched call."""
+        return jax.vmap(lambda o: self(o, carry)[0])(obs_T)
+
+
+def make_actor(
+    cfg: NetworkConfig,
+    obs_size: int,
+    act_size: int,
+    key: PRNGKeyArray,
+    mirrors: tuple[Mirror, Mirror] | None = None,
+) -> Actor:
+    """The actor `cfg.actor` names, with `cfg.actor_hidden` layers; `mirrors` (obs, action) if `cfg.actor_mirrored`."""
+    if cfg.actor != "mlp":
+        return RecurrentActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, cfg.actor)
+    actor = MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
+    if not cfg.actor_mirrored:
+        return actor
+    if mirrors is None:
+        raise ValueError("actor_mirrored=true needs the task's left/right mirrors")
+    return MirroredActor(inner=actor, obs_mirror=mirrors[0], act_mirror=mirrors[1])
 
 
 class Critic(eqx.Module):

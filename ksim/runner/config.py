@@ -69,9 +69,9 @@ class RunConfig(LearnerConfig):
     def validate(self) -> None:
         """Raise a one-line error when a number is out of range or the batch numbers do not fit together."""
         super().validate()  # every field's bounds, and PPO's own rules
-        if self.actor != "mlp" and (self.symmetry_augmentation or self.symmetry_loss_coef > 0):
+        if self.actor != "mlp" and (self.symmetry_augmentation or self.symmetry_loss_coef > 0 or self.actor_mirrored):
             raise ValueError(
-                f"actor={self.actor}: symmetry_augmentation and symmetry_loss_coef need actor=mlp "
+                f"actor={self.actor}: symmetry_augmentation, symmetry_loss_coef and actor_mirrored need actor=mlp "
                 "(a mirrored sequence would need its own recurrent state)"
             )
         if self.process_id is not None and self.num_processes is not None and self.process_id >= self.num_processes:

@@ -105,6 +105,53 @@ def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
     np.testing.assert_allclose(np.asarray(learner.actor_norm.var)[m.perm], learner.actor_norm.var, rtol=1e-4)
 
 
+def test_a_mirrored_actor_is_its_own_mirror_image_before_and_after_an_update():
+    cfg = walking.WalkingConfig(
+        num_envs=8,
+        rollout_length=8,
+        num_minibatches=2,
+        num_epochs=1,
+        adaptive_lr=False,
+        learning_rate=1e-2,
+        actor_mirrored=True,
+        actor_hidden=(32, 32),
+        critic_hidden=(32, 32),
+    )
+    env = Env(walking.make_task(cfg), cfg.num_envs, "mujoco")
+    m = env.mirrors()
+    learner = init_learner(env, cfg, jax.random.PRNGKey(0))
+    # an asymmetric inner network and noise, so that only the averaging can make the actor symmetric
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    last = learner.actor.inner.net.layers[-1]
+    learner = eqx.tree_at(lambda s: s.actor.inner.net.layers[-1].weight, learner, last.weight * 100.0)
+    learner = eqx.tree_at(lambda s: s.actor.inner.log_std_param, learner, jax.random.normal(keys[0], (env.model.nu,)))
+    # the train step donates the learner's buffers: keep a copy
+    before = jax.tree.map(lambda x: jnp.copy(x) if eqx.is_array(x) else x, learner.policy_params)
+    learner, _, metrics = make_train_step(env, cfg)(learner, start_rollout(env, learner, jax.random.PRNGKey(1)))
+    assert int(learner.iteration) == 1 and bool(metrics["health/params_finite"])
+    raw = 3.0 * jax.random.normal(keys[1], (16, env.actor_layout.size))
+    for params in (before, learner.policy_params):
+        actor, carry = params.actor, params.actor.initial_carry()
+
+        def mean(net, o, actor=actor, carry=carry):
+            return jax.vmap(lambda x: net(x, carry)[0])(o)
+
+        obs = params.obs_norm(raw)
+        np.testing.assert_allclose(mean(actor, m.actor_obs(obs)), m.action(mean(actor, obs)), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(actor.log_std)[m.action.perm], actor.log_std, atol=1e-6)
+        inner = mean(actor.inner, m.actor_obs(obs)) - m.action(mean(actor.inner, obs))
+        assert float(jnp.abs(inner).max()) > 1e-2  # the network inside is not symmetric by itself
+    assert float(jnp.abs(mean(learner.actor, obs) - mean(before.actor, obs)).max()) > 1e-4  # it learned
+    # the whole policy, raw observations through the learned normaliser to the action mean (and prior)
+    policy = ksim.rl.ActorPolicy(env.actor_layout, deterministic=True, prior=env.prior)
+
+    def act(flat):
+        out = jax.vmap(lambda o: policy(learner.policy_params, env.actor_layout.unflatten(o), carry, keys[2]))(flat)
+        return out.action
+
+    np.testing.assert_allclose(act(m.actor_obs(raw)), m.action(act(raw)), atol=1e-4)
+
+
 def test_gait_reference_lifts_each_leg_in_its_swing_and_is_mirror_symmetric():
     reward = c.GaitReference(swing=SWING).bind(KBOT)
     index = ModelIndex.of(KBOT)
