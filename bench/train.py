@@ -31,6 +31,8 @@ from ksim.rl.learner import init_learner, make_train_step, start_rollout
 from ksim.runner.cli import command_line
 from ksim.runner.profiling import setup_compile_cache
 
+ActorKind = Literal["mlp", "mirrored", "gru", "lstm"]
+
 
 @dataclass(kw_only=True)
 class TrainBenchConfig:
@@ -43,7 +45,9 @@ class TrainBenchConfig:
     compile_cache: str = opt("~/.cache/jax/jaxcache", "persistent compile cache folder ('' turns it off)")
     phase_timing: bool = opt(True, "split rollout from update time (a host callback: mjx then cannot cache the step)")
     symmetry: tuple[bool, ...] = opt((False,), "symmetry_augmentation settings to measure, e.g. false,true")
-    actors: tuple[Literal["mlp", "gru", "lstm"], ...] = opt(("mlp",), "actor networks to measure, e.g. mlp,gru")
+    actors: tuple[ActorKind, ...] = opt(
+        ("mlp",), "actor networks to measure, e.g. mlp,gru (mirrored: the MLP averaged with its mirror image)"
+    )
     recurrent_hidden: tuple[int, ...] = opt((128, 128), "layer sizes of a recurrent actor (the MLP keeps 256,256)")
 
 
@@ -53,7 +57,7 @@ def train_rate(
     iterations: int,
     phase_timing: bool = True,
     symmetry: bool = False,
-    actor: Literal["mlp", "gru", "lstm"] = "mlp",
+    actor: ActorKind = "mlp",
     recurrent_hidden: tuple[int, ...] = (128, 128),
 ) -> tuple[float, float, float, float, float]:
     """(env-steps/s, rollout share, first-iteration seconds, seconds per iteration, same-state physics rate).
@@ -62,7 +66,9 @@ def train_rate(
     during those iterations (`mujoco` backend only, else NaN).
     """
     cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend), symmetry_augmentation=symmetry)
-    if actor != "mlp":
+    if actor == "mirrored":
+        cfg = StandingConfig(**{**vars(cfg), "actor_mirrored": True})
+    elif actor != "mlp":
         cfg = StandingConfig(**{**vars(cfg), "actor": actor, "actor_hidden": recurrent_hidden})
     env = Env(make_task(cfg), num_envs, backend)
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))

@@ -38,7 +38,8 @@ def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray
     kind is `still` when its command is below `STILL_COMMAND` in norm, else the largest of |vx| (forward),
     |vy| (sideways) and |wz| (turning). The `cycle` errors are those of the velocity averaged over
     `CYCLE_SECONDS` (about one gait cycle), so the sway of each step does not count: they tell
-    "does not follow" from "sways while following".
+    "does not follow" from "sways while following". `yaw_rate_still` is the mean signed yaw rate
+    of the base on still steps.
     """
     moving_TE = np.linalg.norm(command_TE3, axis=-1) >= STILL_COMMAND
     kind_TE = np.where(moving_TE, np.argmax(np.abs(command_TE3), axis=-1), 3)
@@ -52,6 +53,8 @@ def tracking(command_TE3: np.ndarray, error_TE3: np.ndarray, live_TE: np.ndarray
     for i, kind in enumerate(KINDS):
         for k in ("lin_vel", "ang_vel"):
             out[f"{k}_error_{kind}"] = _mean(errors[k], live_TE & (kind_TE == i))
+    # signed: a policy that breaks left/right symmetry turns one way whatever it is told (0 if symmetric)
+    out["yaw_rate_still"] = _mean(command_TE3[..., 2] - error_TE3[..., 2], live_TE & ~moving_TE)
     mean_error_TE3, window_TE = _window_mean(command_TE3, error_TE3, live_TE, round(CYCLE_SECONDS / ctrl_dt))
     out["lin_vel_cycle_error"] = _mean(np.linalg.norm(mean_error_TE3[..., :2], axis=-1), window_TE)
     out["ang_vel_cycle_error"] = _mean(np.abs(mean_error_TE3[..., 2]), window_TE)

@@ -26,6 +26,17 @@ def test_a_sway_about_the_command_counts_per_step_but_not_over_a_cycle():
     # a steady miss counts both ways
     m = summary.tracking(command_TE3, error_TE3 + np.array([0.1, 0.0, 0.2]), live_TE, CTRL_DT)
     assert abs(m["ang_vel_cycle_error"] - 0.2) < 0.01 and abs(m["lin_vel_cycle_error"] - 0.1) < 1e-6
+    assert np.isnan(m["yaw_rate_still"])  # no still steps
+
+
+def test_a_spin_on_still_commands_reads_signed():
+    command_TE3 = np.zeros((100, 2, 3))
+    command_TE3[50:, :, 2] = 0.5  # still for 1 s, then told to turn
+    yaw_rate_TE = np.where(np.arange(100)[:, None] < 50, np.array([-0.3, -0.1]), 0.5)
+    error_TE3 = np.zeros_like(command_TE3)
+    error_TE3[..., 2] = command_TE3[..., 2] - yaw_rate_TE
+    m = summary.tracking(command_TE3, error_TE3, np.ones((100, 2), bool), CTRL_DT)
+    assert abs(m["yaw_rate_still"] + 0.2) < 1e-9 and abs(m["ang_vel_error_still"] - 0.2) < 1e-9
 
 
 def test_cycle_windows_hold_one_command_and_stay_inside_the_first_episode():
