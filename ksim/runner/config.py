@@ -69,10 +69,13 @@ class RunConfig(LearnerConfig):
     def validate(self) -> None:
         """Raise a one-line error when a number is out of range or the batch numbers do not fit together."""
         super().validate()  # every field's bounds, and PPO's own rules
-        if self.actor != "mlp" and (self.symmetry_augmentation or self.symmetry_loss_coef > 0 or self.actor_mirrored):
+        mirror_uses = [f"{name}=true" for name in ("symmetry_augmentation", "actor_mirrored") if getattr(self, name)]
+        mirror_uses += [f"symmetry_loss_coef={self.symmetry_loss_coef}"] if self.symmetry_loss_coef > 0 else []
+        if self.actor != "mlp" and mirror_uses:
+            # a task may turn these on by default (K-Bot walking: actor_mirrored), so name what to switch off
             raise ValueError(
-                f"actor={self.actor}: symmetry_augmentation, symmetry_loss_coef and actor_mirrored need actor=mlp "
-                "(a mirrored sequence would need its own recurrent state)"
+                f"actor={self.actor} cannot take {', '.join(mirror_uses)}: the mirrors need actor=mlp (a mirrored "
+                "sequence would need its own recurrent state); set them to false/0 or use actor=mlp"
             )
         if self.process_id is not None and self.num_processes is not None and self.process_id >= self.num_processes:
             raise ValueError(f"process_id={self.process_id} must be below num_processes={self.num_processes}")
