@@ -72,7 +72,7 @@ class RunConfig(LearnerConfig):
         mirror_uses = [f"{name}=true" for name in ("symmetry_augmentation", "actor_mirrored") if getattr(self, name)]
         mirror_uses += [f"symmetry_loss_coef={self.symmetry_loss_coef}"] if self.symmetry_loss_coef > 0 else []
         if self.actor != "mlp" and mirror_uses:
-            # a task may turn these on by default (K-Bot walking: actor_mirrored), so name what to switch off
+            # a task may turn these on by default, so name the ones to switch off
             raise ValueError(
                 f"actor={self.actor} cannot take {', '.join(mirror_uses)}: the mirrors need actor=mlp (a mirrored "
                 "sequence would need its own recurrent state); set them to false/0 or use actor=mlp"
