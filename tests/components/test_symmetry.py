@@ -92,6 +92,7 @@ def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
         adaptive_lr=False,
         symmetry_augmentation=True,
         symmetry_loss_coef=0.5,
+        actor_mirrored=False,  # a mirrored actor would make the mirror loss zero
         actor_hidden=(32, 32),
         critic_hidden=(32, 32),
     )
@@ -181,7 +182,9 @@ def test_gait_reference_lifts_each_leg_in_its_swing_and_is_mirror_symmetric():
 
 
 def test_mirrored_steps_keep_the_rollout_log_probs_so_an_asymmetric_policy_stays_finite():
-    cfg = walking.WalkingConfig(num_envs=4, symmetry_augmentation=True, actor_hidden=(32, 32), critic_hidden=(32, 32))
+    cfg = walking.WalkingConfig(
+        num_envs=4, symmetry_augmentation=True, actor_mirrored=False, actor_hidden=(32, 32), critic_hidden=(32, 32)
+    )
     env = Env(walking.make_task(cfg), cfg.num_envs, "mujoco")
     mirror = env.mirrors()
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
