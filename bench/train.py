@@ -31,7 +31,7 @@ from ksim.rl.learner import init_learner, make_train_step, start_rollout
 from ksim.runner.cli import command_line
 from ksim.runner.profiling import setup_compile_cache
 
-ActorKind = Literal["mlp", "mirrored", "gru", "lstm"]
+ActorKind = Literal["mlp", "mirrored", "tied", "gru", "lstm"]
 
 
 @dataclass(kw_only=True)
@@ -46,7 +46,9 @@ class TrainBenchConfig:
     phase_timing: bool = opt(True, "split rollout from update time (a host callback: mjx then cannot cache the step)")
     symmetry: tuple[bool, ...] = opt((False,), "symmetry_augmentation settings to measure, e.g. false,true")
     actors: tuple[ActorKind, ...] = opt(
-        ("mlp",), "actor networks to measure, e.g. mlp,gru (mirrored: the MLP averaged with its mirror image)"
+        ("mlp",),
+        "actor networks to measure, e.g. mlp,gru (mirrored: the MLP averaged with its mirror image; tied: "
+        "symmetric by weight tying)",
     )
     recurrent_hidden: tuple[int, ...] = opt((128, 128), "layer sizes of a recurrent actor (the MLP keeps 256,256)")
 
@@ -66,8 +68,9 @@ def train_rate(
     during those iterations (`mujoco` backend only, else NaN).
     """
     cfg = StandingConfig(num_envs=num_envs, physics_backend=cast(BackendName, backend), symmetry_augmentation=symmetry)
-    if actor == "mirrored":
-        cfg = StandingConfig(**{**vars(cfg), "actor_mirrored": True})
+    if actor in ("mirrored", "tied"):
+        how = "tied" if actor == "tied" else "average"
+        cfg = StandingConfig(**{**vars(cfg), "actor_mirrored": True, "actor_mirror": how})
     elif actor != "mlp":
         cfg = StandingConfig(**{**vars(cfg), "actor": actor, "actor_hidden": recurrent_hidden})
     env = Env(make_task(cfg), num_envs, backend)

@@ -37,6 +37,11 @@ class NetworkConfig:
     actor_mirrored: bool = opt(
         False, "average the actor with its own left/right mirror image: a symmetric policy by construction"
     )
+    actor_mirror: Literal["average", "tied"] = opt(
+        "average",
+        "how actor_mirrored makes the MLP symmetric: average two passes, or one pass of weights tied so that "
+        "each hidden layer is two halves the mirror swaps (half the parameters, the plain MLP's cost)",
+    )
 
 
 class Actor(eqx.Module):
@@ -91,7 +96,19 @@ def _mlp(in_size: int, out_size: int, hidden: tuple[int, ...], key: PRNGKeyArray
     return eqx.tree_at(lambda m: m.layers[-1].weight, mlp, last.weight * final_scale)
 
 
-class MLPActor(Actor):
+class FeedForwardActor(Actor):
+    """An actor without recurrent state: its carry is empty and a sequence is one batched call."""
+
+    def initial_carry(self) -> Carry:
+        """No recurrent state."""
+        return jnp.zeros(0)
+
+    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
+        """Without a carry, the steps are independent: one batched call instead of a scan."""
+        return jax.vmap(lambda o: self(o, carry)[0])(obs_T)
+
+
+class MLPActor(FeedForwardActor):
     """A feed-forward Gaussian actor."""
 
     net: eqx.nn.MLP
@@ -104,10 +121,6 @@ class MLPActor(Actor):
         self.net = _mlp(obs_size, act_size, hidden, key, final_scale=0.01)
         self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)  # not weak-typed
 
-    def initial_carry(self) -> Carry:
-        """No recurrent state."""
-        return jnp.zeros(0)
-
     def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
         """The action mean."""
         return self.net(obs), carry
@@ -116,10 +129,6 @@ class MLPActor(Actor):
     def log_std(self) -> Float[Array, " act"]:
         """Per-action log standard deviation."""
         return self.log_std_param
-
-    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
-        """Without a carry, the steps are independent: one batched call instead of a scan."""
-        return jax.vmap(self.net)(obs_T)
 
 
 class Cells(eqx.Module):
@@ -212,8 +221,12 @@ class Mirror(eqx.Module):
         """The mirror image of `x`."""
         return x[..., jnp.asarray(self.perm)] * jnp.asarray(self.sign, dtype=x.dtype)
 
+    def pair_mean(self, x: Float[Array, " n"]) -> Float[Array, " n"]:
+        """Each entry averaged with its partner's, signs aside (a joint's noise shared with its partner's)."""
+        return 0.5 * (x + x[jnp.asarray(self.perm)])
 
-class MirroredActor(Actor):
+
+class MirroredActor(FeedForwardActor):
     """An actor equal to its own mirror image: mean(o) = ½(f(o) + M_a f(M_o o)).
 
     Then mean(M_o o) = M_a mean(o) for every o, and the log std, averaged with its
@@ -227,10 +240,6 @@ class MirroredActor(Actor):
     obs_mirror: Mirror
     act_mirror: Mirror
 
-    def initial_carry(self) -> Carry:
-        """No recurrent state."""
-        return self.inner.initial_carry()
-
     def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
         """The mean of the inner actor's action and its mirror image's, mirrored back."""
         return 0.5 * (self.inner.net(obs) + self.act_mirror(self.inner.net(self.obs_mirror(obs)))), carry
@@ -238,16 +247,71 @@ class MirroredActor(Actor):
     @property
     def log_std(self) -> Float[Array, " act"]:
         """The inner log std averaged over each joint and its partner."""
-        log_std = self.inner.log_std
-        return 0.5 * (log_std + log_std[jnp.asarray(self.act_mirror.perm)])
+        return self.act_mirror.pair_mean(self.inner.log_std)
 
     def with_log_std(self, log_std: Float[Array, " act"]) -> "Actor":
         """A copy whose inner log std is `log_std` (its symmetric part is the noise acted with)."""
         return eqx.tree_at(lambda a: a.inner.log_std_param, self, log_std)
 
-    def sequence(self, obs_T: Float[Array, "T obs"], done_T: Bool[Array, " T"], carry: Carry) -> Float[Array, "T act"]:
-        """Independent steps: one batched call."""
-        return jax.vmap(lambda o: self(o, carry)[0])(obs_T)
+
+class TiedMirrorActor(FeedForwardActor):
+    """An MLP actor mirror-symmetric by weight tying, in one pass of the plain MLP's multiply-adds.
+
+    Each hidden layer is two halves (h1, h2) that the mirror swaps: the first layer reads o into
+    h1 and M_o o into h2 through the same weights A, a hidden layer maps them to
+    (B h1 + C h2, C h1 + B h2), and the mean is ½(E h1 + M_a E h2), bias ½(e + M_a e). Mirroring o
+    swaps every (h1, h2), so mean(M_o o) = M_a mean(o) for every parameter value. A layer of width
+    w holds one w/2-wide block pair, so it has half the parameters of a plain layer of width w.
+    """
+
+    first: eqx.nn.Linear
+    hidden: tuple[eqx.nn.Linear, ...]  # each holds [B; C]: half -> 2 * half
+    head: eqx.nn.Linear
+    log_std_param: Float[Array, " act"]
+    obs_mirror: Mirror
+    act_mirror: Mirror
+
+    def __init__(
+        self,
+        obs_size: int,
+        act_size: int,
+        hidden: tuple[int, ...],
+        init_std: float,
+        key: PRNGKeyArray,
+        mirrors: tuple[Mirror, Mirror],
+    ) -> None:
+        """Layers of the `hidden` widths (each even: two mirrored halves) from `obs_size` to `act_size`."""
+        if not hidden or any(h % 2 or h != hidden[0] for h in hidden):
+            raise ValueError(f"actor_mirror=tied needs equal, even hidden widths (two halves each), got {hidden}")
+        half = hidden[0] // 2
+        keys = jax.random.split(key, len(hidden) + 1)
+        self.first = eqx.nn.Linear(obs_size, half, key=keys[0])
+        # B h1 + C h2 sums two half-wide products: 1/√2 keeps the plain layer's initial output scale
+        layers = [eqx.nn.Linear(half, 2 * half, key=k) for k in keys[1:-1]]
+        self.hidden = tuple(eqx.tree_at(lambda x: x.weight, x, x.weight / math.sqrt(2)) for x in layers)
+        head = eqx.nn.Linear(half, act_size, key=keys[-1])
+        self.head = eqx.tree_at(lambda h: h.weight, head, head.weight * 0.01)  # small initial actions
+        self.log_std_param = jnp.full(act_size, math.log(init_std), dtype=jnp.float32)
+        self.obs_mirror, self.act_mirror = mirrors
+
+    def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
+        """The action mean: the mean of the two halves' head outputs, the second mirrored back."""
+        h = jax.nn.elu(jax.vmap(self.first)(jnp.stack([obs, self.obs_mirror(obs)])))  # rows h1, h2
+        for layer in self.hidden:
+            z = jax.vmap(layer)(h)
+            half = h.shape[-1]
+            h = jax.nn.elu(z[:, :half] + z[::-1, half:])  # row i: B h_i + C h_other (+ both biases)
+        y = jax.vmap(self.head)(h)
+        return 0.5 * (y[0] + self.act_mirror(y[1])), carry
+
+    @property
+    def log_std(self) -> Float[Array, " act"]:
+        """The log std averaged over each joint and its partner."""
+        return self.act_mirror.pair_mean(self.log_std_param)
+
+    def with_log_std(self, log_std: Float[Array, " act"]) -> "Actor":
+        """A copy whose log std is `log_std` (its symmetric part is the noise acted with)."""
+        return eqx.tree_at(lambda a: a.log_std_param, self, log_std)
 
 
 def make_actor(
@@ -260,11 +324,13 @@ def make_actor(
     """The actor `cfg.actor` names, with `cfg.actor_hidden` layers; `mirrors` (obs, action) if `cfg.actor_mirrored`."""
     if cfg.actor != "mlp":
         return RecurrentActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, cfg.actor)
-    actor = MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
     if not cfg.actor_mirrored:
-        return actor
+        return MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
     if mirrors is None:
         raise ValueError("actor_mirrored=true needs the task's left/right mirrors")
+    if cfg.actor_mirror == "tied":
+        return TiedMirrorActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key, mirrors)
+    actor = MLPActor(obs_size, act_size, cfg.actor_hidden, cfg.init_action_std, key)
     return MirroredActor(inner=actor, obs_mirror=mirrors[0], act_mirror=mirrors[1])
 
 

@@ -77,6 +77,12 @@ class RunConfig(LearnerConfig):
                 f"actor={self.actor} cannot take {', '.join(mirror_uses)}: the mirrors need actor=mlp (a mirrored "
                 "sequence would need its own recurrent state); set them to false/0 or use actor=mlp"
             )
+        tied = self.actor_mirrored and self.actor_mirror == "tied"
+        if tied and any(h % 2 or h != self.actor_hidden[0] for h in self.actor_hidden):
+            raise ValueError(
+                f"actor_hidden={','.join(map(str, self.actor_hidden))}: actor_mirror=tied splits each layer into two "
+                "mirrored halves, so the widths must be equal and even, e.g. actor_hidden=256,256"
+            )
         if self.process_id is not None and self.num_processes is not None and self.process_id >= self.num_processes:
             raise ValueError(f"process_id={self.process_id} must be below num_processes={self.num_processes}")
         if self.coordinator is not None and not re.fullmatch(r"[^\s:]+:\d+", self.coordinator):

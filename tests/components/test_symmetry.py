@@ -15,6 +15,7 @@ from ksim.components.base import ModelIndex
 from ksim.components.symmetry import joint_mirror, state_mirrors
 from ksim.engine.env import Env
 from ksim.rl.learner import _with_mirror, init_learner, make_train_step, start_rollout
+from ksim.rl.networks import TiedMirrorActor
 from ksim.rl.ppo import make_optimizer, update
 from tests.conftest import context, synthetic_batch
 
@@ -106,7 +107,8 @@ def test_ppo_with_symmetry_sees_both_halves_and_reports_the_mirror_loss():
     np.testing.assert_allclose(np.asarray(learner.actor_norm.var)[m.perm], learner.actor_norm.var, rtol=1e-4)
 
 
-def test_a_mirrored_actor_is_its_own_mirror_image_before_and_after_an_update():
+@pytest.mark.parametrize("how", ["average", "tied"])
+def test_a_mirrored_actor_is_its_own_mirror_image_before_and_after_an_update(how):
     cfg = walking.WalkingConfig(
         num_envs=8,
         rollout_length=8,
@@ -115,17 +117,20 @@ def test_a_mirrored_actor_is_its_own_mirror_image_before_and_after_an_update():
         adaptive_lr=False,
         learning_rate=1e-2,
         actor_mirrored=True,
+        actor_mirror=how,
         actor_hidden=(32, 32),
         critic_hidden=(32, 32),
     )
     env = Env(walking.make_task(cfg), cfg.num_envs, "mujoco")
     m = env.mirrors()
     learner = init_learner(env, cfg, jax.random.PRNGKey(0))
-    # an asymmetric inner network and noise, so that only the averaging can make the actor symmetric
+    # O(1) outputs and asymmetric noise, so that only the averaging or the tying can make the actor symmetric
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
-    last = learner.actor.inner.net.layers[-1]
-    learner = eqx.tree_at(lambda s: s.actor.inner.net.layers[-1].weight, learner, last.weight * 100.0)
-    learner = eqx.tree_at(lambda s: s.actor.inner.log_std_param, learner, jax.random.normal(keys[0], (env.model.nu,)))
+    owner = (lambda s: s.actor.inner) if how == "average" else (lambda s: s.actor)  # holds the log std
+    head = (lambda s: s.actor.inner.net.layers[-1]) if how == "average" else (lambda s: s.actor.head)
+    learner = eqx.tree_at(lambda s: head(s).weight, learner, head(learner).weight * 100.0)
+    noise = jax.random.normal(keys[0], (env.model.nu,))
+    learner = eqx.tree_at(lambda s: owner(s).log_std_param, learner, noise)
     # the train step donates the learner's buffers: keep a copy
     before = jax.tree.map(lambda x: jnp.copy(x) if eqx.is_array(x) else x, learner.policy_params)
     learner, _, metrics = make_train_step(env, cfg)(learner, start_rollout(env, learner, jax.random.PRNGKey(1)))
@@ -140,8 +145,13 @@ def test_a_mirrored_actor_is_its_own_mirror_image_before_and_after_an_update():
         obs = params.obs_norm(raw)
         np.testing.assert_allclose(mean(actor, m.actor_obs(obs)), m.action(mean(actor, obs)), atol=1e-5)
         np.testing.assert_allclose(np.asarray(actor.log_std)[m.action.perm], actor.log_std, atol=1e-6)
-        inner = mean(actor.inner, m.actor_obs(obs)) - m.action(mean(actor.inner, obs))
-        assert float(jnp.abs(inner).max()) > 1e-2  # the network inside is not symmetric by itself
+        if how == "average":
+            inner = mean(actor.inner, m.actor_obs(obs)) - m.action(mean(actor.inner, obs))
+            assert float(jnp.abs(inner).max()) > 1e-2  # the network inside is not symmetric by itself
+        else:
+            # one pass of two 16-wide halves, and its O(1) means vary with the observation: no constant symmetry
+            assert isinstance(actor, TiedMirrorActor) and actor.first.out_features == 16
+            assert float(jnp.std(mean(actor, obs), axis=0).max()) > 1e-2
     assert float(jnp.abs(mean(learner.actor, obs) - mean(before.actor, obs)).max()) > 1e-4  # it learned
     # the whole policy, raw observations through the learned normaliser to the action mean (and prior)
     policy = ksim.rl.ActorPolicy(env.actor_layout, deterministic=True, prior=env.prior)

@@ -19,7 +19,7 @@ from examples.kbot import standing, walking
 from ksim.engine.env import Env
 from ksim.engine.rollout import init_rollout, rollout
 from ksim.rl.learner import init_learner
-from ksim.rl.networks import MirroredActor, MLPActor, RecurrentActor
+from ksim.rl.networks import MirroredActor, MLPActor, RecurrentActor, TiedMirrorActor
 from ksim.rl.normalization import RunningNorm
 from ksim.rl.policy import PolicyParams
 from ksim.runner.export import deterministic_actor, export
@@ -111,14 +111,15 @@ def test_every_example_task_exports_a_complete_contract(module, config, tmp_path
     assert set(meta["commands"]) == {c.name for c in env.commands}
 
 
-def test_a_mirrored_actor_exports_with_its_mirrors_inside(tmp_path):
-    cfg = walking.WalkingConfig(actor_mirrored=True, actor_hidden=(8,), critic_hidden=(8,))
+@pytest.mark.parametrize("how", ["average", "tied"])
+def test_a_mirrored_actor_exports_with_its_mirrors_inside(tmp_path, how):
+    cfg = walking.WalkingConfig(actor_mirrored=True, actor_mirror=how, actor_hidden=(8, 8), critic_hidden=(8,))
     env = Env(walking.make_task(cfg), 1, "mujoco", nthread=1)
     params = init_learner(env, cfg, jax.random.key(0)).policy_params
-    assert isinstance(params.actor, MirroredActor)
+    assert isinstance(params.actor, MirroredActor if how == "average" else TiedMirrorActor)
     # O(1) residuals, so that a mirror left out of the ONNX graph would show
-    last = params.actor.inner.net.layers[-1]
-    params = eqx.tree_at(lambda p: p.actor.inner.net.layers[-1].weight, params, last.weight * 100)
+    head = (lambda p: p.actor.inner.net.layers[-1]) if how == "average" else (lambda p: p.actor.head)
+    params = eqx.tree_at(lambda p: head(p).weight, params, head(params).weight * 100)
     assert export(env, params, CHECKPOINT, "examples.kbot.walking", tmp_path) <= 1e-5
 
 
