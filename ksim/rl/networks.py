@@ -297,9 +297,9 @@ class TiedMirrorActor(FeedForwardActor):
     def __call__(self, obs: Float[Array, " obs"], carry: Carry) -> tuple[Float[Array, " act"], Carry]:
         """The action mean: the mean of the two halves' head outputs, the second mirrored back."""
         h = jax.nn.elu(jax.vmap(self.first)(jnp.stack([obs, self.obs_mirror(obs)])))  # rows h1, h2
+        half = h.shape[-1]
         for layer in self.hidden:
             z = jax.vmap(layer)(h)
-            half = h.shape[-1]
             h = jax.nn.elu(z[:, :half] + z[::-1, half:])  # row i: B h_i + C h_other (+ both biases)
         y = jax.vmap(self.head)(h)
         return 0.5 * (y[0] + self.act_mirror(y[1])), carry

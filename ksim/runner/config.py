@@ -77,6 +77,10 @@ class RunConfig(LearnerConfig):
                 f"actor={self.actor} cannot take {', '.join(mirror_uses)}: the mirrors need actor=mlp (a mirrored "
                 "sequence would need its own recurrent state); set them to false/0 or use actor=mlp"
             )
+        if self.actor_mirror != "average" and not self.actor_mirrored:
+            raise ValueError(
+                f"actor_mirror={self.actor_mirror} says how a mirrored actor is built: it needs actor_mirrored=true"
+            )
         tied = self.actor_mirrored and self.actor_mirror == "tied"
         if tied and any(h % 2 or h != self.actor_hidden[0] for h in self.actor_hidden):
             raise ValueError(

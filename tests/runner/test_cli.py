@@ -59,6 +59,7 @@ def test_fixed_length_tuples_check_their_length():
         (["episode_seconds=0"], "episode_seconds=0.0: must be > 0"),
         (["actor=gru", "actor_mirrored=true"], "actor=gru cannot take actor_mirrored=true: the mirrors need actor=mlp"),
         (["actor=lstm", "symmetry_loss_coef=0.5"], "actor=lstm cannot take symmetry_loss_coef=0.5"),
+        (["actor_mirror=tied"], "actor_mirror=tied says how a mirrored actor is built: it needs actor_mirrored=true"),
         (
             ["actor_mirrored=true", "actor_mirror=tied", "actor_hidden=32,31"],
             "actor_hidden=32,31: actor_mirror=tied splits each layer into two mirrored halves",
