@@ -55,9 +55,11 @@ class WalkingConfig(common.KBotConfig):
     # met every goal at 16 M and seed 1 missed yaw by 0.02 at 25 M (bench/RESULTS.md, sessions 17-26)
     gait_frequency: tuple[float, float] = opt((1.4, 1.8), "gait clock frequency range (cycles/s)", gt=0)
     symmetry_augmentation: bool = opt(False)
-    # an actor mirror-symmetric by construction met every goal at ~16 M env-steps on seeds 1 and 2 and
-    # missed narrowly on seed 0; the plain MLP met them on seed 0 only (bench/RESULTS.md, sessions 26-35)
+    # an actor mirror-symmetric by construction met every goal at ~16 M env-steps on seeds 1-3 and
+    # missed narrowly on seed 0; the plain MLP met them on seed 0 only. Its one-pass form (tied) trains
+    # 1.24x faster and met them on seeds 0 and 3 in 46-49 minutes (bench/RESULTS.md, sessions 26-37)
     actor_mirrored: bool = opt(True)
+    actor_mirror: Literal["average", "tied"] = opt("tied")
     policy_average_iters: int = opt(64)
     gait_clock: bool = opt(True, "a gait clock in the observation and the feet-phase and contact rewards on it")
     curriculum: Literal["commands+pushes", "pushes", "off"] = opt(

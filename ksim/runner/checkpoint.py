@@ -112,7 +112,10 @@ def load(path: Path, like: T, check: Callable[[dict[str, Any]], None] | None = N
     try:
         tree = eqx.tree_deserialise_leaves(io.BytesIO(data), like)
     except Exception as err:  # a shape mismatch surfaces as various errors from numpy/equinox
-        raise CheckpointError(f"{path} does not fit this task's networks ({err}); other hidden sizes?") from None
+        raise CheckpointError(
+            f"{path} does not fit this task's networks ({err}); was it trained with other network settings"
+            " (actor, actor_hidden, critic_hidden, actor_mirrored, actor_mirror)?"
+        ) from None
     return tree, header
 
 

@@ -158,6 +158,11 @@ def test_a_checkpoint_of_other_observations_is_refused_naming_the_difference(run
     assert "'angle' (1) was added" in err
 
 
+def test_a_checkpoint_of_other_networks_is_a_one_line_error_naming_the_settings(run_dir, capsys):
+    err = _fails(["action=eval", f"pretrained={run_dir}", "actor_hidden=8"], capsys)
+    assert "ckpt_3.eqx does not fit this task's networks" in err and "actor_hidden" in err and "actor_mirror" in err
+
+
 @dataclass(kw_only=True)
 class NanReward(Reward):
     def compute(self, ctx):
