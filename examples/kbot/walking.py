@@ -57,7 +57,7 @@ class WalkingConfig(common.KBotConfig):
     symmetry_augmentation: bool = opt(False)
     # an actor mirror-symmetric by construction met every goal at ~16 M env-steps on seeds 1-3 and
     # missed narrowly on seed 0; the plain MLP met them on seed 0 only. Its one-pass form (tied) trains
-    # 1.24x faster and met them on seeds 0 and 3 in 46-49 minutes (bench/RESULTS.md, sessions 26-37)
+    # 1.24x faster and met them on seeds 0, 1 and 3 in 46-49 minutes (bench/RESULTS.md, sessions 26-37)
     actor_mirrored: bool = opt(True)
     actor_mirror: Literal["average", "tied"] = opt("tied")
     policy_average_iters: int = opt(64)
