@@ -77,7 +77,8 @@ class RunConfig(LearnerConfig):
                 f"actor={self.actor} cannot take {', '.join(mirror_uses)}: the mirrors need actor=mlp (a mirrored "
                 "sequence would need its own recurrent state); set them to false/0 or use actor=mlp"
             )
-        if self.actor_mirror != "average" and not self.actor_mirrored:
+        # a task may pick the kind by default, so only a kind other than the task's own asks for a mirrored actor
+        if self.actor_mirror != type(self).__dataclass_fields__["actor_mirror"].default and not self.actor_mirrored:
             raise ValueError(
                 f"actor_mirror={self.actor_mirror} says how a mirrored actor is built: it needs actor_mirrored=true"
             )

@@ -76,6 +76,16 @@ def test_bad_command_lines_are_one_line_errors(argv, message, capsys):
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
 
 
+def test_a_task_that_mirrors_by_default_turns_it_off_with_one_switch():
+    from examples.kbot.walking import WalkingConfig
+
+    # walking builds its mirrored actor tied by default; switching mirroring off must not need actor_mirror too
+    cfg = resolve_config(WalkingConfig, ["actor_mirrored=false"])
+    assert not cfg.actor_mirrored and cfg.actor_mirror == "tied"
+    with pytest.raises(CLIError, match="actor_mirror=average says how a mirrored actor is built"):
+        resolve_config(WalkingConfig, ["actor_mirrored=false", "actor_mirror=average"])
+
+
 def test_help_lists_every_field_with_default_and_meaning_under_the_real_module(capsys):
     text = help_text(CartPoleConfig, "python -m examples.cartpole.cartpole")
     assert "num_envs=64  [int]" in text
