@@ -61,3 +61,12 @@ def test_walking_eval_reports_errors_per_command_kind_beside_those_of_standing_s
     assert metrics["lin_vel_still_error"] > 0.1
     assert abs(metrics["lin_vel_error"] - metrics["lin_vel_still_error"]) < 0.1
     assert abs(metrics["ang_vel_error"] - metrics["ang_vel_still_error"]) < 0.1
+
+
+def test_walking_curriculum_moves_by_the_configured_step():
+    curriculum = walking.make_task(walking.WalkingConfig(curriculum_step=0.25)).curriculum
+    assert curriculum is not None
+    lasted = curriculum.update(jnp.asarray(0.5), jnp.asarray(True), jnp.asarray(False))
+    failed = curriculum.update(jnp.asarray(0.5), jnp.asarray(False), jnp.asarray(True))
+    assert float(lasted) == pytest.approx(0.75) and float(failed) == pytest.approx(0.25)
+    assert walking.make_task(walking.WalkingConfig(curriculum="off")).curriculum is None
