@@ -60,6 +60,10 @@ class WalkingConfig(common.KBotConfig):
     # 1.24x faster and met them on seeds 0, 1 and 3 in 46-49 minutes, missing seed 2 (bench/RESULTS.md, sessions 26-38)
     actor_mirrored: bool = opt(True)
     actor_mirror: Literal["average", "tied"] = opt("tied")
+    # a half-width critic makes an iteration 0.85x as costly; it met every goal within the hour on
+    # seeds 0-3 (the 2x256 one on three of four) and within 30 minutes on seeds 1 and 3 (on none)
+    # (bench/RESULTS.md, sessions 40-41)
+    critic_hidden: tuple[int, ...] = opt((128, 128))
     policy_average_iters: int = opt(64)
     gait_clock: bool = opt(True, "a gait clock in the observation and the feet-phase and contact rewards on it")
     curriculum: Literal["commands+pushes", "pushes", "off"] = opt(
