@@ -73,6 +73,8 @@ class WalkingConfig(common.KBotConfig):
         0.1, "curriculum level change per episode (up if it lasted, down if it failed)", gt=0, le=1
     )
     stay_alive: float = opt(1.0, "reward per second alive", ge=0)
+    # 5x (0.01) collapsed training on seed 0: survival 38% at 28 minutes (bench/RESULTS.md, session 43)
+    stand_still: float = opt(0.002, "weight of the joint-motion cost (Σ q̇²) while the command is zero", ge=0)
     feet_phase: float = opt(1.0, "weight of the feet-phase reward (swing height on the gait clock)", ge=0)
     gait_reference: float = opt(0.0, "weight of the legs' joint-reference reward on the gait clock (0: off)", ge=0)
     gait_prior: float = opt(1.0, "amplitude of the legs' swing prior the policy's action is added to (0: off)", ge=0)
@@ -112,7 +114,7 @@ def make_task(cfg: WalkingConfig) -> ksim.Task:
             *([FeetPhase(clearance=0.08, scale=cfg.feet_phase), FeetContactMatch(scale=0.5)] if clock else []),
             *([GaitReference(swing=common.SWING, scale=cfg.gait_reference)] if clock and cfg.gait_reference else []),
             FeetSlip(scale=-0.05),
-            StandStill(scale=-0.002),
+            StandStill(scale=-cfg.stand_still),
             BaseAngularVelocityPenalty(scale=-0.05),
             ActionRate(scale=-0.02),
             Torque(scale=-2e-5),
